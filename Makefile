@@ -1,0 +1,28 @@
+# The two commands of the README: `make serve` and `make test`. Each sets up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test openapi
+
+serve: $(VENV)/.server-installed
+	$(BIN)/lrserve serve
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+openapi: $(VENV)/.server-installed
+	$(BIN)/lrserve openapi > openapi.json
+
+$(VENV)/bin/pip:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.server-installed: pyproject.toml | $(VENV)/bin/pip
+	$(BIN)/pip install -e '.[server]'
+	touch $@
+
+# torch is pinned to the local CPU wheel first, so that no resolver ever picks a CUDA build.
+$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/pip
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[server,keras,torch,dev]'
+	touch $@ $(VENV)/.server-installed

@@ -1,0 +1,3 @@
+"""lrclient: the thin Python client of lrserve (work in progress)."""
+
+__all__: list[str] = []

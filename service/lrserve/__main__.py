@@ -1,0 +1,3 @@
+from lrserve.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""`create_app(settings)`: the FastAPI application, built without module-level globals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from lrserve import __version__
+from lrserve.api.deps import require_token
+from lrserve.api.errors import install_error_handlers
+from lrserve.api.limits import BodySizeLimit
+from lrserve.api.routes import health, lr, reports, runs
+from lrserve.runs import Runs
+from lrserve.settings import Settings
+from lrserve.store import open_store
+
+DESCRIPTION = (
+    "Serves learning rates to training jobs: one validated schedule and one ReduceLROnPlateau decision "
+    "per run, shared by every worker, durable across restarts."
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.database_url)
+        app.state.runs = Runs(store)
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(title="lrserve", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    protected = [Depends(require_token)]
+    for router in (runs.router, lr.router, reports.router):
+        app.include_router(router, dependencies=protected)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,49 @@
+"""`/runs/{id}/lr` and `/runs/{id}/lr/range`: the hot path. Cached views, orjson, no storage on a hit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from lrserve.api.deps import RunId, RunsDep
+from lrserve.api.schemas import ErrorOut, LrOut, LrRangeOut
+from lrserve.history import RunView
+from lrserve.runs import Runs, range_steps
+from lrserve.spec import MAX_STEP
+
+router = APIRouter(tags=["learning rates"], responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+StepQuery = Annotated[int, Query(ge=0, le=MAX_STEP, description="0-based step (batch or epoch)")]
+
+
+async def _view(runs: Runs, run_id: str) -> RunView:
+    view = runs.cached(run_id)
+    return view if view is not None else await run_in_threadpool(runs.view, run_id)
+
+
+def _json(body: object) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+
+@router.get("/runs/{run_id}/lr", response_model=LrOut)
+async def get_lr(run_id: RunId, step: StepQuery, runs: RunsDep) -> Response:
+    """The learning rate to train step `step` with."""
+    view = await _view(runs, run_id)
+    return _json({"run_id": run_id, "step": step, "lr": view.lr(step)})
+
+
+@router.get("/runs/{run_id}/lr/range", response_model=LrRangeOut)
+async def get_lr_range(
+    run_id: RunId,
+    runs: RunsDep,
+    start: StepQuery = 0,
+    stop: Annotated[int, Query(ge=0, le=MAX_STEP + 1)] = 100,
+    every: Annotated[int, Query(ge=1)] = 1,
+) -> Response:
+    """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call)."""
+    steps = range_steps(start, stop, every)
+    view = await _view(runs, run_id)
+    values = view.lrs(steps) if len(steps) < 10_000 else await run_in_threadpool(view.lrs, steps)
+    return _json({"run_id": run_id, "start": start, "stop": stop, "every": every, "lr": values})

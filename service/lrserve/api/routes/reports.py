@@ -1,0 +1,43 @@
+"""`/runs/{id}/metrics`, `/rewind` and `/revisions`: the writes that make up a run's history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from lrserve.api.deps import RunId, RunsDep
+from lrserve.api.routes.runs import run_body
+from lrserve.api.schemas import ErrorOut, ReportList, ReportOutcome, RevisionCreated, RunOut
+from lrserve.spec import Report, Revision, Rewind
+
+router = APIRouter(
+    tags=["history"],
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+
+
+@router.post("/runs/{run_id}/metrics", response_model=ReportOutcome)
+def report_metrics(run_id: RunId, report: Report, runs: RunsDep) -> dict[str, Any]:
+    """Report metrics measured at the end of `step`; committed before this answers."""
+    record = runs.report(run_id, report)
+    return {"run_id": run_id, "step": record.step, "next_lr": record.next_lr,
+            "reduced": record.reduced, "state": record.state}
+
+
+@router.get("/runs/{run_id}/metrics", response_model=ReportList)
+def list_reports(run_id: RunId, runs: RunsDep) -> dict[str, Any]:
+    """The accepted reports, oldest first, each with its outcome."""
+    return {"run_id": run_id, "reports": [r.__dict__ for r in runs.view(run_id).reports]}
+
+
+@router.post("/runs/{run_id}/rewind", response_model=RunOut)
+def rewind(run_id: RunId, body: Rewind, runs: RunsDep) -> dict[str, Any]:
+    """Forget every report after `step` (resume from a checkpoint); revisions are kept."""
+    return run_body(runs.rewind(run_id, body))
+
+
+@router.post("/runs/{run_id}/revisions", response_model=RevisionCreated, status_code=201)
+def revise(run_id: RunId, body: Revision, runs: RunsDep) -> dict[str, Any]:
+    """From `from_step` on, follow a new schedule (which sees `step - from_step`)."""
+    return {"run_id": run_id, **runs.revise(run_id, body).__dict__}

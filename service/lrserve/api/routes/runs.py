@@ -1,0 +1,72 @@
+"""`/runs`: create, read, list and delete runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from lrserve.api.deps import RunId, RunsDep
+from lrserve.api.schemas import ErrorOut, RunList, RunOut
+from lrserve.errors import InvalidInput
+from lrserve.history import RunView
+from lrserve.spec import RunSpec
+
+router = APIRouter(tags=["runs"], responses={422: {"model": ErrorOut}})
+
+
+def run_body(view: RunView) -> dict[str, Any]:
+    return {
+        "run_id": view.record.run_id,
+        "spec": view.record.spec,
+        "state": view.state.__dict__ if view.state is not None else None,
+        "latest_step": view.latest_step,
+        "reports": len(view.reports),
+        "revisions": [r.__dict__ for r in view.revisions],
+        "created_at": view.record.created_at,
+        "version": view.record.version,
+    }
+
+
+@router.put("/runs/{run_id}", response_model=RunOut, status_code=201,
+            responses={200: {"model": RunOut, "description": "The same spec already exists"},
+                       409: {"model": ErrorOut}})
+def create_run(run_id: RunId, spec: RunSpec, runs: RunsDep, response: Response) -> dict[str, Any]:
+    """Create a run: 201; the same spec again: 200; a different spec under this id: 409."""
+    view, created = runs.create(run_id, spec)
+    response.status_code = 201 if created else 200
+    return run_body(view)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut, responses={404: {"model": ErrorOut}})
+def get_run(run_id: RunId, runs: RunsDep) -> dict[str, Any]:
+    """The run, its spec, plateau state and revisions."""
+    return run_body(runs.view(run_id))
+
+
+@router.delete("/runs/{run_id}", status_code=204, responses={404: {"model": ErrorOut}})
+def delete_run(run_id: RunId, runs: RunsDep) -> Response:
+    """Remove the run and its whole history."""
+    runs.delete(run_id)
+    return Response(status_code=204)
+
+
+@router.get("/runs", response_model=RunList)
+def list_runs(
+    runs: RunsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> dict[str, Any]:
+    """Runs, oldest first; pass `next_cursor` back as `cursor` for the next page."""
+    if cursor is not None and not cursor.isdigit():
+        raise InvalidInput(f"cursor: must be a next_cursor value returned by GET /runs; received {cursor!r}")
+    records = runs.list_runs(int(cursor or 0), limit + 1)
+    page = records[:limit]
+    return {
+        "runs": [
+            {"run_id": r.run_id, "spec": r.spec, "created_at": r.created_at,
+             "latest_step": r.latest_step, "version": r.version}
+            for r in page
+        ],
+        "next_cursor": str(page[-1].seq) if len(records) > limit else None,
+    }

@@ -1,0 +1,93 @@
+"""Response bodies, declared for the OpenAPI document (hot paths serialize with orjson directly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class Health(BaseModel):
+    status: str
+
+
+class TrackerStateOut(BaseModel):
+    best: float | None
+    wait: int
+    cooldown_counter: int
+    reductions: int
+
+
+class RevisionOut(BaseModel):
+    from_step: int
+    schedule: dict[str, Any]
+    reason: str
+    created_at: str
+
+
+class RevisionCreated(RevisionOut):
+    run_id: str
+
+
+class RunOut(BaseModel):
+    run_id: str
+    spec: dict[str, Any]
+    state: TrackerStateOut | None
+    latest_step: int | None
+    reports: int
+    revisions: list[RevisionOut]
+    created_at: str
+    version: int
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    spec: dict[str, Any]
+    created_at: str
+    latest_step: int | None
+    version: int
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+    next_cursor: str | None
+
+
+class LrOut(BaseModel):
+    run_id: str
+    step: int
+    lr: float
+
+
+class LrRangeOut(BaseModel):
+    run_id: str
+    start: int
+    stop: int
+    every: int
+    lr: list[float]
+
+
+class ReportOutcome(BaseModel):
+    run_id: str
+    step: int
+    next_lr: float
+    reduced: bool
+    state: TrackerStateOut | None
+
+
+class ReportEntry(BaseModel):
+    step: int
+    metrics: dict[str, float | str]
+    reduced: bool
+    next_lr: float
+    state: TrackerStateOut | None
+    received_at: str
+
+
+class ReportList(BaseModel):
+    run_id: str
+    reports: list[ReportEntry]
+
+
+class ErrorOut(BaseModel):
+    detail: str

@@ -1,0 +1,208 @@
+"""The use cases: create, read, report, rewind, revise. No HTTP here and no SQL.
+
+Reads are served from an in-memory view per run, loaded once from storage; every write goes to storage
+first (committed) and then swaps in a new view. Writes to one run are serialized by a per-run lock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict, RunNotFound, SpecConflict
+from lrserve.history import RunView, schedule_with_revisions, state_from, view_of
+from lrserve.plateau import TrackerState, advance
+from lrserve.spec import MAX_STEP, Report, Revision, Rewind, RunSpec
+from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Store
+
+MAX_RANGE_VALUES = 1_000_000
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def canonical_metrics(metrics: dict[str, Any]) -> str:
+    return json.dumps(metrics, sort_keys=True)
+
+
+class Runs:
+    """Every operation on runs, over one `Store`, with a bounded cache of compiled views."""
+
+    def __init__(self, store: Store, cache_size: int = 10_000) -> None:
+        self.store = store
+        self._cache: OrderedDict[str, RunView] = OrderedDict()
+        self._cache_size = cache_size
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def cached(self, run_id: str) -> RunView | None:
+        """The view if it is in memory; never touches storage (the fast path of GET /lr)."""
+        return self._cache.get(run_id)
+
+    def view(self, run_id: str) -> RunView:
+        view = self._cache.get(run_id)
+        if view is None:
+            stored = self.store.load(run_id)
+            if stored is None:
+                raise RunNotFound(run_id)
+            view = self._remember(view_of(stored))
+        return view
+
+    def lr(self, run_id: str, step: int) -> float:
+        return self.view(run_id).lr(step)
+
+    def lr_range(self, run_id: str, start: int, stop: int, every: int) -> np.ndarray:
+        return self.view(run_id).lrs(range_steps(start, stop, every))
+
+    def list_runs(self, after_seq: int, limit: int) -> list[RunRecord]:
+        return self.store.list_runs(after_seq, limit)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def create(self, run_id: str, spec: RunSpec) -> tuple[RunView, bool]:
+        """Create the run; (view, False) when the same spec already exists under this id."""
+        canonical = spec.canonical()
+        with self._lock(run_id):
+            created = self.store.create_run(RunRecord(run_id=run_id, spec=canonical, created_at=now()))
+            self._cache.pop(run_id, None)
+            view = self.view(run_id)
+        if not created and view.record.spec != canonical:
+            raise SpecConflict(
+                f"Run {run_id!r} already exists with a different spec; use another run id, "
+                f"DELETE /runs/{run_id} first, or POST /runs/{run_id}/revisions to change its schedule."
+            )
+        return view, created
+
+    def delete(self, run_id: str) -> None:
+        with self._lock(run_id):
+            deleted = self.store.delete_run(run_id)
+            self._cache.pop(run_id, None)
+        if not deleted:
+            raise RunNotFound(run_id)
+
+    def report(self, run_id: str, report: Report) -> ReportRecord:
+        """Accept a report (or recognise a repeat) and return its outcome."""
+        with self._lock(run_id):
+            view = self.view(run_id)
+            repeat = self._check_order(view, report)
+            if repeat is not None:
+                return repeat
+            record = self._outcome(view, report)
+            version = self.store.append_report(run_id, record)
+            reduction_steps = view.reduction_steps
+            if record.reduced:
+                reduction_steps = np.append(reduction_steps, float(record.step))
+            self._remember(replace(
+                view, record=replace(view.record, version=version), reports=(*view.reports, record),
+                reduction_steps=reduction_steps, state=_state(record, view), memo={},
+            ))
+            return record
+
+    def rewind(self, run_id: str, rewind: Rewind) -> RunView:
+        with self._lock(run_id):
+            self.view(run_id)
+            self.store.truncate_reports(run_id, rewind.step)
+            self._cache.pop(run_id, None)
+            return self.view(run_id)
+
+    def revise(self, run_id: str, revision: Revision) -> RevisionRecord:
+        with self._lock(run_id):
+            view = self.view(run_id)
+            latest = view.latest_step
+            if latest is not None and revision.from_step <= latest:
+                raise RevisionConflict(
+                    f"from_step: must be greater than {latest}, the step of the latest accepted report, "
+                    f"so that history never changes; received {revision.from_step}"
+                )
+            if view.revisions and revision.from_step < view.revisions[-1].from_step:
+                raise RevisionConflict(
+                    f"from_step: must not be below {view.revisions[-1].from_step}, the from_step of the "
+                    f"previous revision; received {revision.from_step}"
+                )
+            record = RevisionRecord(
+                from_step=revision.from_step, schedule=revision.schedule.model_dump(mode="json"),
+                reason=revision.reason, created_at=now(),
+            )
+            version = self.store.append_revision(run_id, record)
+            revisions = (*view.revisions, record)
+            self._remember(replace(
+                view, record=replace(view.record, version=version), revisions=revisions,
+                schedule=schedule_with_revisions(view.spec, revisions), memo={},
+            ))
+            return record
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _check_order(self, view: RunView, report: Report) -> ReportRecord | None:
+        """The original outcome for an exact repeat; raise for a conflict; None for a new report."""
+        earlier = view.report_at(report.step)
+        if earlier is not None:
+            if canonical_metrics(earlier.metrics) == canonical_metrics(report.metrics):
+                return earlier
+            raise ReportConflict(
+                f"step: a report for step {report.step} was already accepted with different metrics "
+                f"({canonical_metrics(earlier.metrics)}); reports are never overwritten. If workers measure "
+                "their own values, all-reduce them first or let one worker report; to redo training from a "
+                "checkpoint, POST /rewind first."
+            )
+        latest = view.latest_step
+        if latest is not None and report.step < latest:
+            raise ReportConflict(
+                f"step: reports must come in increasing step order; step {report.step} is lower than "
+                f"{latest}, the latest accepted report. To resume from a checkpoint, POST /rewind first."
+            )
+        return None
+
+    def _outcome(self, view: RunView, report: Report) -> ReportRecord:
+        next_step = np.array([report.step + 1], dtype=np.float64)
+        if report.step + 1 > MAX_STEP:
+            raise InvalidInput(f"step: must be below {MAX_STEP}; received {report.step}")
+        plateau, state, reduced = view.plateau, view.state, False
+        reduction_steps = view.reduction_steps
+        if plateau is not None and state is not None:
+            value = report.value(plateau.monitor)
+            if value is not None:
+                outcome = advance(plateau, state, value, view.lr(report.step))
+                state, reduced = outcome.state, outcome.reduced
+                if reduced:
+                    reduction_steps = np.append(reduction_steps, float(report.step))
+        next_lr = float(view.lrs_with(next_step, reduction_steps)[0])
+        return ReportRecord(
+            step=report.step, metrics=dict(report.metrics), reduced=reduced, next_lr=next_lr,
+            state=asdict(state) if state is not None else None, received_at=now(),
+        )
+
+    def _remember(self, view: RunView) -> RunView:
+        cache = self._cache
+        cache[view.record.run_id] = view
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
+        return view
+
+    def _lock(self, run_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(run_id, threading.Lock())
+
+
+def _state(record: ReportRecord, view: RunView) -> TrackerState | None:
+    return state_from(record.state) if view.plateau else None
+
+
+def range_steps(start: int, stop: int, every: int) -> np.ndarray:
+    count = max(0, math.ceil((stop - start) / every))
+    if count > MAX_RANGE_VALUES:
+        raise InvalidInput(
+            f"stop: the range start={start}, stop={stop}, every={every} has {count} steps; "
+            f"at most {MAX_RANGE_VALUES} per call (split the range or raise every)"
+        )
+    return np.arange(start, stop, every, dtype=np.float64)

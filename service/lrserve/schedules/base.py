@@ -1,0 +1,32 @@
+"""What every schedule is: a validated parameter model that builds a pure, vectorized function of the step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+ScheduleFn = Callable[[np.ndarray], np.ndarray]
+"""Maps an array of steps (float64, whole numbers >= 0) to the learning rates of those steps (float64)."""
+
+
+class ScheduleModel(BaseModel):
+    """Base of every schedule spec: strict types, no unknown fields, immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+    def build(self) -> ScheduleFn:
+        raise NotImplementedError
+
+    def is_recursive(self) -> bool:
+        """True when lr(n) depends on lr(n-1), so steps must be computed in order."""
+        return False
+
+
+def check_increasing(name: str, values: list[int]) -> list[int]:
+    """Raise a clear ValueError unless `values` is strictly increasing."""
+    for earlier, later in zip(values, values[1:]):
+        if later <= earlier:
+            raise ValueError(f"{name} must be strictly increasing; received {values}")
+    return values

@@ -1,0 +1,74 @@
+"""Hugging Face `transformers` schedules: `lr = initial_learning_rate * lambda(step)`."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from lrserve.schedules.base import ScheduleFn, ScheduleModel
+
+Rate = Annotated[float, Field(ge=0)]
+Steps = Annotated[int, Field(ge=0)]
+Shape = Literal["linear", "cosine", "1-sqrt"]
+
+
+class InverseSqrt(ScheduleModel):
+    """HF `get_inverse_sqrt_schedule`: linear warmup from 0, then `1 / sqrt((step + timescale - W) / timescale)`."""
+
+    type: Literal["inverse_sqrt"]
+    initial_learning_rate: Rate
+    warmup_steps: Steps = 0
+    timescale: Annotated[int, Field(ge=1)] | None = None
+
+    def build(self) -> ScheduleFn:
+        warmup = self.warmup_steps
+        timescale = self.timescale if self.timescale is not None else (warmup or 10_000)
+
+        def fn(step: np.ndarray) -> np.ndarray:
+            ramp = step / max(1, warmup)
+            decay = 1.0 / np.sqrt(np.maximum(step + (timescale - warmup), 0) / timescale)
+            return self.initial_learning_rate * np.where(step < warmup, ramp, decay)
+
+        return fn
+
+
+class WarmupStableDecay(ScheduleModel):
+    """HF `get_wsd_schedule`: warm up from `min_lr_ratio`, hold, decay back to `min_lr_ratio`, then hold."""
+
+    type: Literal["warmup_stable_decay"]
+    initial_learning_rate: Rate
+    warmup_steps: Steps
+    stable_steps: Steps
+    decay_steps: Steps
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    warmup_type: Shape = "linear"
+    decay_type: Shape = "cosine"
+    num_cycles: float = 0.5
+
+    def _warmup(self, p: np.ndarray) -> np.ndarray:
+        if self.warmup_type == "linear":
+            return p
+        if self.warmup_type == "cosine":
+            return 0.5 * (1.0 - np.cos(math.pi * p))
+        return 1.0 - np.sqrt(np.clip(1.0 - p, 0, None))
+
+    def _decay(self, p: np.ndarray) -> np.ndarray:
+        if self.decay_type == "linear":
+            return 1.0 - p
+        if self.decay_type == "cosine":
+            return 0.5 * (1.0 + np.cos(math.pi * float(self.num_cycles) * 2.0 * p))
+        return 1.0 - np.sqrt(np.clip(p, 0, None))
+
+    def build(self) -> ScheduleFn:
+        w, s, d, r = self.warmup_steps, self.stable_steps, self.decay_steps, self.min_lr_ratio
+
+        def fn(step: np.ndarray) -> np.ndarray:
+            warm = np.maximum(0.0, self._warmup(step / max(1, w)) * (1.0 - r) + r)
+            decay = np.maximum(0.0, self._decay((step - w - s) / max(1, d)) * (1.0 - r) + r)
+            factor = np.select([step < w, step < w + s, step < w + s + d], [warm, 1.0, decay], default=r)
+            return self.initial_learning_rate * factor
+
+        return fn

@@ -1,0 +1,175 @@
+"""Keras `LearningRateSchedule` classes, evaluated in float64."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, check_increasing
+
+Rate = Annotated[float, Field(ge=0)]
+PositiveSteps = Annotated[float, Field(gt=0)]
+
+
+class ExponentialDecay(ScheduleModel):
+    """Keras `ExponentialDecay`: `lr = initial * decay_rate ** (step / decay_steps)` (floored if staircase)."""
+
+    type: Literal["exponential_decay"]
+    initial_learning_rate: Rate
+    decay_steps: PositiveSteps
+    decay_rate: Annotated[float, Field(gt=0)]
+    staircase: bool = False
+
+    def build(self) -> ScheduleFn:
+        def fn(step: np.ndarray) -> np.ndarray:
+            p = step / self.decay_steps
+            if self.staircase:
+                p = np.floor(p)
+            return self.initial_learning_rate * np.power(self.decay_rate, p)
+
+        return fn
+
+
+class InverseTimeDecay(ScheduleModel):
+    """Keras `InverseTimeDecay`: `lr = initial / (1 + decay_rate * step / decay_steps)`.
+
+    With `decay_steps=1` in batch units it is the legacy Keras `decay=` time-based decay.
+    """
+
+    type: Literal["inverse_time_decay"]
+    initial_learning_rate: Rate
+    decay_steps: PositiveSteps = 1.0
+    decay_rate: Rate
+    staircase: bool = False
+
+    def build(self) -> ScheduleFn:
+        def fn(step: np.ndarray) -> np.ndarray:
+            p = step / self.decay_steps
+            if self.staircase:
+                p = np.floor(p)
+            return self.initial_learning_rate / (1.0 + self.decay_rate * p)
+
+        return fn
+
+
+class PolynomialDecay(ScheduleModel):
+    """Keras `PolynomialDecay`; with `cycle` the horizon widens to `decay_steps * ceil(step / decay_steps)`."""
+
+    type: Literal["polynomial_decay"]
+    initial_learning_rate: Rate
+    decay_steps: PositiveSteps
+    end_learning_rate: Rate = 0.0001
+    power: Annotated[float, Field(gt=0)] = 1.0
+    cycle: bool = False
+
+    def build(self) -> ScheduleFn:
+        def fn(step: np.ndarray) -> np.ndarray:
+            if self.cycle:
+                horizon = self.decay_steps * np.maximum(1.0, np.ceil(step / self.decay_steps))
+                progress = step
+            else:
+                horizon = self.decay_steps
+                progress = np.minimum(step, self.decay_steps)
+            remaining = 1.0 - progress / horizon
+            span = self.initial_learning_rate - self.end_learning_rate
+            return span * np.power(remaining, self.power) + self.end_learning_rate
+
+        return fn
+
+
+class PiecewiseConstant(ScheduleModel):
+    """Keras `PiecewiseConstantDecay`: `values[i]` for `boundaries[i-1] < step <= boundaries[i]`."""
+
+    type: Literal["piecewise_constant"]
+    boundaries: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    values: list[Rate]
+
+    @field_validator("boundaries")
+    @classmethod
+    def _increasing(cls, boundaries: list[int]) -> list[int]:
+        return check_increasing("boundaries", boundaries)
+
+    @model_validator(mode="after")
+    def _one_value_per_interval(self) -> PiecewiseConstant:
+        if len(self.values) != len(self.boundaries) + 1:
+            raise ValueError(
+                f"values must have exactly one more entry than boundaries "
+                f"({len(self.boundaries) + 1}); received {len(self.values)} values"
+            )
+        return self
+
+    def build(self) -> ScheduleFn:
+        boundaries = np.asarray(self.boundaries, dtype=np.float64)
+        values = np.asarray(self.values, dtype=np.float64)
+        return lambda step: values[np.searchsorted(boundaries, step, side="left")]
+
+
+class CosineDecay(ScheduleModel):
+    """Keras 3 `CosineDecay`, with the optional linear warmup from `initial_learning_rate` to `warmup_target`."""
+
+    type: Literal["cosine_decay"]
+    initial_learning_rate: Rate
+    decay_steps: PositiveSteps
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
+    warmup_target: Rate | None = None
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+
+    def _decay(self, t: np.ndarray, start: float) -> np.ndarray:
+        cosine = 0.5 * (1.0 + np.cos(math.pi * t / self.decay_steps))
+        return start * ((1.0 - self.alpha) * cosine + self.alpha)
+
+    def build(self) -> ScheduleFn:
+        target = self.warmup_target
+        if target is None:
+            return lambda step: self._decay(np.minimum(step, self.decay_steps), self.initial_learning_rate)
+        warmup = self.warmup_steps
+
+        def fn(step: np.ndarray) -> np.ndarray:
+            s = np.minimum(step, warmup + self.decay_steps)
+            ramp = self.initial_learning_rate + (target - self.initial_learning_rate) * s / max(warmup, 1)
+            return np.where(s < warmup, ramp, self._decay(s - warmup, target))
+
+        return fn
+
+
+class CosineDecayRestarts(ScheduleModel):
+    """Keras `CosineDecayRestarts` (SGDR); a restart step gets the first lr of the new period.
+
+    Period i starts at `first_decay_steps * (t_mul**i - 1) / (t_mul - 1)`. The period index is estimated with
+    Keras' log formula and then corrected against those exact starts, because the log formula alone picks
+    the old period at some restart steps.
+    """
+
+    type: Literal["cosine_decay_restarts"]
+    initial_learning_rate: Rate
+    first_decay_steps: PositiveSteps
+    t_mul: Annotated[float, Field(ge=1)] = 2.0
+    m_mul: Rate = 1.0
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    def _period_start(self, i: np.ndarray) -> np.ndarray:
+        if self.t_mul == 1.0:
+            return self.first_decay_steps * i
+        return self.first_decay_steps * (np.power(self.t_mul, i) - 1.0) / (self.t_mul - 1.0)
+
+    def _period_index(self, step: np.ndarray) -> np.ndarray:
+        f = step / self.first_decay_steps
+        if self.t_mul == 1.0:
+            i = np.floor(f)
+        else:
+            i = np.floor(np.log1p(f * (self.t_mul - 1.0)) / math.log(self.t_mul))
+        i = i + (self._period_start(i + 1) <= step)
+        return i - (self._period_start(i) > step)
+
+    def build(self) -> ScheduleFn:
+        def fn(step: np.ndarray) -> np.ndarray:
+            i = self._period_index(step)
+            length = self.first_decay_steps * np.power(self.t_mul, i)
+            fraction = (step - self._period_start(i)) / length
+            cosine = 0.5 * np.power(self.m_mul, i) * (1.0 + np.cos(math.pi * fraction))
+            return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+        return fn

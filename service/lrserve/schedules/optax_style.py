@@ -1,0 +1,43 @@
+"""optax-style schedules: `constant_schedule` and `linear_schedule`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field
+
+from lrserve.schedules.base import ScheduleFn, ScheduleModel
+
+Rate = Annotated[float, Field(ge=0)]
+
+
+class Constant(ScheduleModel):
+    """The same learning rate at every step."""
+
+    type: Literal["constant"]
+    learning_rate: Rate
+
+    def build(self) -> ScheduleFn:
+        return lambda step: np.full(np.shape(step), self.learning_rate, dtype=np.float64)
+
+
+class Linear(ScheduleModel):
+    """optax `linear_schedule`: holds `initial` until `transition_begin`, reaches `end` after `transition_steps`."""
+
+    type: Literal["linear"]
+    initial_learning_rate: Rate
+    end_learning_rate: Rate
+    transition_steps: Annotated[int, Field(ge=0)]
+    transition_begin: Annotated[int, Field(ge=0)] = 0
+
+    def build(self) -> ScheduleFn:
+        if self.transition_steps == 0:
+            return Constant(type="constant", learning_rate=self.initial_learning_rate).build()
+        span = self.initial_learning_rate - self.end_learning_rate
+
+        def fn(step: np.ndarray) -> np.ndarray:
+            done = np.clip(step - self.transition_begin, 0, self.transition_steps)
+            return span * (1 - done / self.transition_steps) + self.end_learning_rate
+
+        return fn

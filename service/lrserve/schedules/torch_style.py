@@ -1,0 +1,136 @@
+"""PyTorch `lr_scheduler` classes in closed form: `lr` for step N is the lr after N calls to `scheduler.step()`."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, check_increasing
+
+Rate = Annotated[float, Field(ge=0)]
+
+
+class StepDecay(ScheduleModel):
+    """PyTorch `StepLR`: `lr = initial * gamma ** (step // step_size)`."""
+
+    type: Literal["step_decay"]
+    initial_learning_rate: Rate
+    step_size: Annotated[int, Field(ge=1)]
+    gamma: Rate = 0.1
+
+    def build(self) -> ScheduleFn:
+        return lambda step: self.initial_learning_rate * np.power(self.gamma, np.floor(step / self.step_size))
+
+
+class MultiStepDecay(ScheduleModel):
+    """PyTorch `MultiStepLR`: multiplied by `gamma` at every milestone, already at step == milestone."""
+
+    type: Literal["multistep_decay"]
+    initial_learning_rate: Rate
+    milestones: list[Annotated[int, Field(ge=0)]]
+    gamma: Rate = 0.1
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, milestones: list[int]) -> list[int]:
+        return check_increasing("milestones", milestones)
+
+    def build(self) -> ScheduleFn:
+        milestones = np.asarray(self.milestones, dtype=np.float64)
+        return lambda step: self.initial_learning_rate * np.power(
+            self.gamma, np.searchsorted(milestones, step, side="right")
+        )
+
+
+class OneCycle(ScheduleModel):
+    """PyTorch `OneCycleLR`; steps >= `total_steps` hold the lr of step `total_steps - 1`.
+
+    Phases end at float steps (`pct_start * total_steps - 1`, ...) exactly as PyTorch walks them.
+    """
+
+    type: Literal["one_cycle"]
+    max_lr: Annotated[float, Field(gt=0)]
+    total_steps: Annotated[int, Field(ge=1)]
+    pct_start: Annotated[float, Field(ge=0, le=1)] = 0.3
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+    div_factor: Annotated[float, Field(gt=0)] = 25.0
+    final_div_factor: Annotated[float, Field(gt=0)] = 10000.0
+    three_phase: bool = False
+
+    @model_validator(mode="after")
+    def _constructible(self) -> OneCycle:
+        if float(self.pct_start * self.total_steps) - 1 == 0:
+            raise ValueError(
+                "pct_start * total_steps must not equal 1: PyTorch OneCycleLR divides by zero there "
+                f"(received pct_start={self.pct_start}, total_steps={self.total_steps})"
+            )
+        return self
+
+    def _phases(self) -> list[tuple[float, float, float]]:
+        """(end step, lr at phase start, lr at phase end) for each phase."""
+        initial = self.max_lr / self.div_factor
+        minimum = initial / self.final_div_factor
+        warm_end = float(self.pct_start * self.total_steps) - 1
+        last = float(self.total_steps - 1)
+        if self.three_phase:
+            back_end = float(2 * self.pct_start * self.total_steps) - 2
+            return [(warm_end, initial, self.max_lr), (back_end, self.max_lr, initial), (last, initial, minimum)]
+        return [(warm_end, initial, self.max_lr), (last, self.max_lr, minimum)]
+
+    def _anneal(self, start: float, end: float, pct: np.ndarray) -> np.ndarray:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (np.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def build(self) -> ScheduleFn:
+        phases = self._phases()
+
+        def fn(step: np.ndarray) -> np.ndarray:
+            s = np.minimum(step, self.total_steps - 1)
+            lr = np.zeros_like(s)
+            done = np.zeros(s.shape, dtype=bool)
+            phase_start = 0.0
+            for index, (end, start_lr, end_lr) in enumerate(phases):
+                here = ~done & ((s <= end) | (index == len(phases) - 1))
+                if here.any():
+                    pct = (s[here] - phase_start) / (end - phase_start)
+                    lr[here] = self._anneal(start_lr, end_lr, pct)
+                done |= here
+                phase_start = end
+            return lr
+
+        return fn
+
+
+class Cyclic(ScheduleModel):
+    """PyTorch `CyclicLR` (`exp_range` scales by `gamma ** step` on the global step)."""
+
+    type: Literal["cyclic"]
+    base_lr: Rate
+    max_lr: Rate
+    step_size_up: Annotated[float, Field(gt=0)] = 2000
+    step_size_down: Annotated[float, Field(gt=0)] | None = None
+    mode: Literal["triangular", "triangular2", "exp_range"] = "triangular"
+    gamma: Annotated[float, Field(gt=0)] = 1.0
+
+    def build(self) -> ScheduleFn:
+        up = float(self.step_size_up)
+        down = float(self.step_size_down) if self.step_size_down is not None else up
+        total = up + down
+        ratio = up / total
+
+        def fn(step: np.ndarray) -> np.ndarray:
+            cycle = np.floor(1 + step / total)
+            x = 1.0 + step / total - cycle
+            scale_factor = np.where(x <= ratio, x / ratio, (x - 1) / (ratio - 1))
+            height = (self.max_lr - self.base_lr) * scale_factor
+            if self.mode == "triangular2":
+                height = height * (1 / np.power(2.0, cycle - 1))
+            elif self.mode == "exp_range":
+                height = height * np.power(self.gamma, step)
+            return self.base_lr + height
+
+        return fn

@@ -1,0 +1,19 @@
+"""Pick a storage backend from a database URL."""
+
+from __future__ import annotations
+
+from lrserve.store.base import Store
+
+
+def open_store(url: str) -> Store:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://user:pass@host:port/db`."""
+    if url.startswith("sqlite:///"):
+        from lrserve.store.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("PostgreSQL storage is not available yet; use a sqlite:/// URL")
+    raise ValueError(
+        f"unsupported database URL {url!r}; use sqlite:///relative/path.db, sqlite:////absolute/path.db "
+        "or postgresql://user:pass@host:port/db"
+    )

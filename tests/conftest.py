@@ -1,0 +1,93 @@
+"""Shared fixtures: every HTTP test talks to a real `lrserve serve` process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import itertools
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+_run_ids = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    process: subprocess.Popen
+    database_url: str
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Poll /healthz until it answers; fail fast if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"lrserve exited with code {process.returncode} before serving")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"lrserve did not become healthy at {url} within {timeout}s")
+
+
+@contextmanager
+def running_server(
+    database_url: str, env: Mapping[str, str] | None = None, args: list[str] | None = None
+) -> Iterator[Server]:
+    """Start `lrserve serve` on a free port, yield it once healthy, stop it on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "lrserve", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--database", database_url, *(args or [])]
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield Server(url=url, process=process, database_url=database_url)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One service per test session (per xdist worker), on its own SQLite file."""
+    path: Path = tmp_path_factory.mktemp("lrserve") / "lrserve.db"
+    with running_server(f"sqlite:///{path}") as srv:
+        yield srv
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        yield client
+
+
+@pytest.fixture
+def run_id(request: pytest.FixtureRequest) -> str:
+    """A run id unique within the session, readable in server logs."""
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:90]
+    return f"{name}-{os.getpid()}-{next(_run_ids)}"
