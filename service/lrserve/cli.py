@@ -96,7 +96,7 @@ def _preview(args: argparse.Namespace) -> int:
         print(f"lrserve preview: {error}", file=sys.stderr)
         return 2
     for step, value in zip(steps, values):
-        print(f"{int(step)}\t{value!r}")
+        print(f"{int(step)}\t{float(value)!r}")
     return 0
 
 

@@ -7,6 +7,7 @@ lr(N) = max(schedule(N) * factor**k, min_lr), with k the reductions that took ef
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -80,13 +81,9 @@ class RunView:
             return self.reports[index]
         return None
 
-    @property
+    @cached_property
     def _report_steps(self) -> np.ndarray:
-        cached = self.__dict__.get("_steps")
-        if cached is None:
-            cached = np.fromiter((r.step for r in self.reports), dtype=np.int64, count=len(self.reports))
-            object.__setattr__(self, "_steps", cached)
-        return cached
+        return np.fromiter((r.step for r in self.reports), dtype=np.int64, count=len(self.reports))
 
 
 def schedule_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn:

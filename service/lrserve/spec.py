@@ -35,7 +35,7 @@ def check_finite(schedule: ScheduleModel) -> None:
     if bad.any():
         first = int(np.argmax(bad))
         raise ValueError(
-            f"schedule: the learning rate at step {first} would be {values[first]}; "
+            f"schedule: the {schedule.type} schedule's learning rate at step {first} would be {values[first]}; "
             "a learning rate must be a finite number >= 0"
         )
 

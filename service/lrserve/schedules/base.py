@@ -16,6 +16,8 @@ class ScheduleModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+    type: str
+
     def build(self) -> ScheduleFn:
         raise NotImplementedError
 

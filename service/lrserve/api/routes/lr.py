@@ -38,8 +38,8 @@ async def get_lr(run_id: RunId, step: StepQuery, runs: RunsDep) -> Response:
 async def get_lr_range(
     run_id: RunId,
     runs: RunsDep,
+    stop: Annotated[int, Query(ge=0, le=MAX_STEP + 1, description="first step not included")],
     start: StepQuery = 0,
-    stop: Annotated[int, Query(ge=0, le=MAX_STEP + 1)] = 100,
     every: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
     """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call)."""

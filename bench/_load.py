@@ -1,0 +1,169 @@
+"""A small HTTP/1.1 keep-alive load generator on raw asyncio streams, with no dependencies.
+
+`C` connections each send one request at a time and wait for its response (closed loop), until a
+fixed number of requests has been sent or a duration has passed. Every request's latency (write
+of the request to last byte of the response) is recorded.
+
+    result = load("127.0.0.1", port, lambda conn, k: Request("GET", f"/x?i={k}"),
+                  connections=16, requests=20_000)
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["LoadResult", "Request", "RequestFactory", "load", "run_load"]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: bytes | None = None
+
+
+RequestFactory = Callable[[int, int], Request]
+"""(connection index, request index on that connection) -> the request to send."""
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)  # seconds, one per completed request
+    statuses: Counter[int] = field(default_factory=Counter)
+    body_bytes: int = 0
+    elapsed: float = 0.0  # wall time from the first connection attempt to the last response
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def throughput(self) -> float:
+        return self.count / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+
+    def percentile(self, q: float) -> float:
+        """Nearest-rank percentile of the latencies, in seconds."""
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return math.nan
+        return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
+
+    def summary(self) -> str:
+        return (
+            f"{self.count} requests in {self.elapsed:.2f}s: {self.throughput:,.0f} req/s, "
+            f"p50 {self.percentile(50) * 1e3:.2f} ms, p99 {self.percentile(99) * 1e3:.2f} ms, "
+            f"statuses {dict(self.statuses)}"
+        )
+
+
+class _Budget:
+    """Hands out request slots until the count is spent or the deadline passes."""
+
+    def __init__(self, requests: int | None, duration: float | None) -> None:
+        self.remaining = requests
+        self.deadline = None if duration is None else time.perf_counter() + duration
+
+    def take(self) -> bool:
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            return False
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+        return True
+
+
+def _encode(request: Request, host_header: str) -> bytes:
+    body = request.body or b""
+    head = f"{request.method} {request.path} HTTP/1.1\r\nHost: {host_header}\r\n"
+    if request.body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode("ascii") + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, keep_alive) of one HTTP/1.1 response."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunks.append(await reader.readexactly(size + 2))
+            if size == 0:
+                break
+        body = b"".join(c[:-2] for c in chunks)
+    else:
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, body, headers.get("connection", "").lower() != "close"
+
+
+async def _connection(
+    host: str, port: int, index: int, make_request: RequestFactory, budget: _Budget, result: LoadResult
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    host_header = f"{host}:{port}"
+    try:
+        k = 0
+        while budget.take():
+            payload = _encode(make_request(index, k), host_header)
+            started = time.perf_counter()
+            writer.write(payload)
+            await writer.drain()
+            status, body, keep_alive = await _read_response(reader)
+            result.latencies.append(time.perf_counter() - started)
+            result.statuses[status] += 1
+            result.body_bytes += len(body)
+            k += 1
+            if not keep_alive:
+                raise RuntimeError(f"the server closed the keep-alive connection after status {status}")
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+
+
+async def run_load(
+    host: str,
+    port: int,
+    make_request: RequestFactory,
+    *,
+    connections: int,
+    requests: int | None = None,
+    duration: float | None = None,
+    hard_timeout: float = 300.0,
+) -> LoadResult:
+    """Drive `connections` keep-alive connections until `requests` are done or `duration` passed."""
+    if requests is None and duration is None:
+        raise ValueError("give a request count or a duration, so that the load stops by itself")
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        raise ValueError(f"benchmarks only talk to the loopback interface, not {host!r}")
+    budget, result = _Budget(requests, duration), LoadResult()
+    started = time.perf_counter()
+    workers = [_connection(host, port, i, make_request, budget, result) for i in range(connections)]
+    await asyncio.wait_for(asyncio.gather(*workers), timeout=hard_timeout)
+    result.elapsed = time.perf_counter() - started
+    return result
+
+
+def load(host: str, port: int, make_request: RequestFactory, **options: object) -> LoadResult:
+    """Synchronous wrapper of `run_load`."""
+    return asyncio.run(run_load(host, port, make_request, **options))  # type: ignore[arg-type]

@@ -1,0 +1,89 @@
+"""Start and stop the servers a benchmark compares; every one listens on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+
+# What `lrserve serve` passes to uvicorn.run besides host and port (service/lrserve/cli.py);
+# the bare app runs under exactly these, so the ratio measures lrserve's own work.
+UVICORN_OPTIONS: dict[str, object] = {"access_log": False, "log_level": "info"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def request_json(port: int, method: str, path: str, body: object = None) -> tuple[int, object]:
+    """One request on a fresh connection; for setup, not for measuring."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {} if payload is None else {"Content-Type": "application/json"}
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        return response.status, (json.loads(data) if data else None)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _serving(command: list[str], port: int, name: str) -> Iterator[int]:
+    with tempfile.TemporaryFile() as log:
+        # No LRSERVE_* from the caller's shell (e.g. LRSERVE_ACCESS_LOG): both servers run on defaults.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=BENCH, env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"{name} did not start:\n{log.read().decode(errors='replace')}")
+                try:
+                    if request_json(port, "GET", "/healthz")[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.05)
+            yield port
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def lrserve() -> Iterator[int]:
+    """The real service (`python -m lrserve serve`) on a free port with a temporary SQLite file."""
+    with tempfile.TemporaryDirectory(prefix="lrserve-bench-") as directory:
+        port = free_port()
+        command = [sys.executable, "-m", "lrserve", "serve", "--host", HOST, "--port", str(port),
+                   "--database", f"sqlite:///{Path(directory) / 'bench.db'}"]
+        with _serving(command, port, "lrserve") as ready:
+            yield ready
+
+
+@contextmanager
+def bare_app() -> Iterator[int]:
+    """The bare FastAPI baseline (bench/_bare_app.py) on a free port."""
+    port = free_port()
+    command = [sys.executable, str(BENCH / "_bare_app.py"), "--host", HOST, "--port", str(port)]
+    with _serving(command, port, "the bare app") as ready:
+        yield ready

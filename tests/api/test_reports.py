@@ -1,0 +1,261 @@
+"""Metric reports: increasing steps, idempotent repeats, conflicts, and a history that never changes.
+
+Most tests use HALVING_PLATEAU: constant 0.1 with a Keras plateau on val_loss (min mode, min_delta
+1e-4) that halves the lr on every non-improving report (patience 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from ._helpers import HALVING_PLATEAU, INITIAL_STATE, accepted, approx, create_run, is_iso8601, lr_at, lr_range, report
+
+
+def state(best: float | None, reductions: int, wait: int = 0, cooldown_counter: int = 0) -> dict[str, Any]:
+    return {"best": best, "wait": wait, "cooldown_counter": cooldown_counter, "reductions": reductions}
+
+
+# (step, metrics, reduced, next_lr, state after the report), worked out by hand with Keras' rules.
+TRACE: list[tuple[int, dict[str, Any], bool, float, dict[str, Any]]] = [
+    (0, {"val_loss": 1.0}, False, 0.1, state(best=1.0, reductions=0)),  # the first report improves
+    (1, {"val_loss": 1.0}, True, 0.05, state(best=1.0, reductions=1)),  # not better by min_delta
+    (2, {"val_loss": 0.5}, False, 0.05, state(best=0.5, reductions=1)),
+    (3, {"val_loss": 0.6}, True, 0.025, state(best=0.5, reductions=2)),
+]
+
+
+def play_trace(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    create_run(api, run_id, HALVING_PLATEAU)
+    return [accepted(api, run_id, step, metrics) for step, metrics, *_ in TRACE]
+
+
+def snapshot(api: httpx.Client, run_id: str) -> tuple[Any, Any, list[float]]:
+    return (api.get(f"/runs/{run_id}").json(), api.get(f"/runs/{run_id}/metrics").json(),
+            lr_range(api, run_id, 0, 10))
+
+
+def test_each_report_answers_the_next_lr_whether_it_reduced_and_the_state(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+
+    for step, metrics, reduced, next_lr, after in TRACE:
+        outcome = accepted(api, run_id, step, metrics)
+
+        assert outcome == {"run_id": run_id, "step": step, "next_lr": approx(next_lr), "reduced": reduced,
+                           "state": after}, f"report at step {step}"
+        assert lr_at(api, run_id, step + 1) == approx(next_lr)
+
+
+def test_the_run_shows_the_latest_step_report_count_and_state(api: httpx.Client, run_id: str) -> None:
+    play_trace(api, run_id)
+
+    run = api.get(f"/runs/{run_id}").json()
+
+    assert run["latest_step"] == 3
+    assert run["reports"] == 4
+    assert run["state"] == TRACE[-1][4]
+
+
+def test_a_report_changes_the_lr_only_from_the_next_step_on(api: httpx.Client, run_id: str) -> None:
+    play_trace(api, run_id)
+
+    assert lr_range(api, run_id, 0, 7) == approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.025])
+
+
+def test_history_never_changes_once_a_report_is_accepted(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    fixed: list[float] = []
+
+    for step in range(8):
+        accepted(api, run_id, step, {"val_loss": 1.0})  # every report after the first one halves the lr
+        values = lr_range(api, run_id, 0, 10)
+
+        assert values[: len(fixed)] == fixed, f"after the report at step {step}"
+        fixed = values[: step + 1]
+    assert fixed == approx([0.1, 0.1] + [0.1 * 0.5 ** (s - 1) for s in range(2, 8)])
+
+
+def test_a_lagging_reader_asking_an_old_step_gets_that_steps_lr(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    for step in range(10):
+        accepted(api, run_id, step, {"val_loss": 1.0})
+
+    assert lr_at(api, run_id, 0) == approx(0.1)
+    assert lr_at(api, run_id, 1) == approx(0.1)
+    assert lr_at(api, run_id, 2) == approx(0.05)
+    assert lr_at(api, run_id, 5) == approx(0.1 * 0.5**4)
+    assert lr_at(api, run_id, 10) == approx(0.1 * 0.5**9)
+    assert lr_at(api, run_id, 1000) == approx(0.1 * 0.5**9)
+
+
+def test_a_report_may_skip_steps(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    accepted(api, run_id, 0, {"val_loss": 1.0})
+
+    outcome = accepted(api, run_id, 10, {"val_loss": 1.0})
+
+    assert outcome["reduced"] is True and outcome["next_lr"] == approx(0.05)
+    assert lr_range(api, run_id, 9, 13) == approx([0.1, 0.1, 0.05, 0.05])
+
+
+@pytest.mark.parametrize("repeated", [0, 1, 3])
+def test_an_exact_repeat_returns_the_original_outcome_and_changes_nothing(
+    api: httpx.Client, run_id: str, repeated: int
+) -> None:
+    originals = play_trace(api, run_id)
+    before = snapshot(api, run_id)
+    step, metrics, *_ = TRACE[repeated]
+
+    again = report(api, run_id, step, metrics)
+
+    assert again.status_code == 200
+    assert again.json() == originals[repeated]
+    assert snapshot(api, run_id) == before
+
+
+def test_a_repeat_still_answers_the_original_after_later_reports(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    original = accepted(api, run_id, 0, {"val_loss": 1.0, "accuracy": 0.5})
+    for step in range(1, 6):
+        accepted(api, run_id, step, {"val_loss": 1.0})
+
+    late = accepted(api, run_id, 0, {"accuracy": 0.5, "val_loss": 1.0})
+
+    assert late == original
+    assert late["next_lr"] == approx(0.1) and late["reduced"] is False
+    assert api.get(f"/runs/{run_id}").json()["state"]["reductions"] == 5
+
+
+@pytest.mark.parametrize(
+    ("step", "metrics"),
+    [
+        pytest.param(3, {"val_loss": 0.7}, id="latest-step-other-value"),
+        pytest.param(1, {"val_loss": 0.9}, id="old-step-other-value"),
+        pytest.param(2, {"val_loss": 0.5, "accuracy": 0.9}, id="extra-metric"),
+        pytest.param(2, {"accuracy": 0.9}, id="missing-metric"),
+        pytest.param(3, {"val_loss": "NaN"}, id="non-finite-instead-of-number"),
+    ],
+)
+def test_the_same_step_with_different_metrics_is_409(
+    api: httpx.Client, run_id: str, step: int, metrics: dict[str, Any]
+) -> None:
+    play_trace(api, run_id)
+    before = snapshot(api, run_id)
+
+    conflict = report(api, run_id, step, metrics)
+
+    assert conflict.status_code == 409
+    assert isinstance(conflict.json()["detail"], str)
+    assert snapshot(api, run_id) == before
+
+
+def test_a_new_step_lower_than_the_latest_is_409(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    accepted(api, run_id, 0, {"val_loss": 1.0})
+    accepted(api, run_id, 5, {"val_loss": 1.0})
+    before = snapshot(api, run_id)
+
+    conflict = report(api, run_id, 3, {"val_loss": 0.1})
+
+    assert conflict.status_code == 409
+    assert snapshot(api, run_id) == before
+
+
+def test_a_report_without_the_monitored_metric_is_recorded_but_moves_nothing(
+    api: httpx.Client, run_id: str
+) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    first = accepted(api, run_id, 0, {"val_loss": 1.0})
+
+    silent = accepted(api, run_id, 1, {"accuracy": 0.9})
+
+    # a non-improving val_loss here would have halved the lr (patience 1)
+    assert silent == {"run_id": run_id, "step": 1, "next_lr": approx(0.1), "reduced": False, "state": first["state"]}
+    recorded = api.get(f"/runs/{run_id}/metrics").json()["reports"]
+    assert [(r["step"], r["metrics"]) for r in recorded] == [(0, {"val_loss": 1.0}), (1, {"accuracy": 0.9})]
+    assert api.get(f"/runs/{run_id}").json()["latest_step"] == 1
+    assert accepted(api, run_id, 2, {"val_loss": 1.0})["reduced"] is True
+
+
+def test_an_empty_metrics_object_is_accepted_and_moves_nothing(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+
+    outcome = accepted(api, run_id, 0, {})
+
+    assert outcome["state"] == INITIAL_STATE and outcome["reduced"] is False
+
+
+def test_non_finite_values_are_accepted_and_never_improve(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+
+    nan = accepted(api, run_id, 0, {"val_loss": "NaN"})  # not an improvement even as the first report
+    minus_inf = accepted(api, run_id, 1, {"val_loss": "-Infinity"})
+    plus_inf = accepted(api, run_id, 2, {"val_loss": "Infinity"})
+    finite = accepted(api, run_id, 3, {"val_loss": 1.0})
+
+    assert [o["reduced"] for o in (nan, minus_inf, plus_inf, finite)] == [True, True, True, False]
+    assert [o["next_lr"] for o in (nan, minus_inf, plus_inf, finite)] == approx([0.05, 0.025, 0.0125, 0.0125])
+    assert [o["state"]["best"] for o in (nan, minus_inf, plus_inf, finite)] == [None, None, None, 1.0]
+
+
+def test_non_finite_values_come_back_as_strings(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    metrics = {"val_loss": 1.0, "a": "NaN", "b": "Infinity", "c": "-Infinity"}
+    accepted(api, run_id, 0, metrics)
+
+    recorded = api.get(f"/runs/{run_id}/metrics").json()["reports"]
+
+    assert recorded[0]["metrics"] == metrics
+    assert accepted(api, run_id, 0, metrics)["step"] == 0  # and the repeat is recognised as the same
+
+
+def test_get_metrics_lists_reports_oldest_first_with_their_outcome(api: httpx.Client, run_id: str) -> None:
+    outcomes = play_trace(api, run_id)
+
+    response = api.get(f"/runs/{run_id}/metrics")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["run_id"] == run_id
+    assert [r["step"] for r in body["reports"]] == [0, 1, 2, 3]
+    for listed, (step, metrics, reduced, next_lr, after), outcome in zip(body["reports"], TRACE, outcomes):
+        assert listed["metrics"] == metrics
+        assert listed["reduced"] is reduced
+        assert listed["next_lr"] == approx(next_lr) == outcome["next_lr"]
+        assert listed["state"] == after
+        assert is_iso8601(listed["received_at"])
+
+
+def test_a_run_without_plateau_accepts_reports_and_never_reduces(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, {"schedule": {"type": "step_decay", "initial_learning_rate": 0.1, "step_size": 3,
+                                          "gamma": 0.5}})
+
+    outcome = accepted(api, run_id, 2, {"val_loss": 9.0})
+
+    assert outcome == {"run_id": run_id, "step": 2, "next_lr": approx(0.05), "reduced": False, "state": None}
+    assert api.get(f"/runs/{run_id}").json()["latest_step"] == 2
+
+
+def test_next_lr_includes_the_schedule_and_the_plateau_factor(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, {**HALVING_PLATEAU,
+                             "schedule": {"type": "step_decay", "initial_learning_rate": 0.1, "step_size": 3,
+                                          "gamma": 0.5}})
+    accepted(api, run_id, 0, {"val_loss": 1.0})
+
+    outcome = accepted(api, run_id, 2, {"val_loss": 1.0})
+
+    assert outcome["reduced"] is True
+    assert outcome["next_lr"] == approx(0.1 * 0.5 * 0.5)  # step 3: one step_size passed, one reduction
+    assert lr_range(api, run_id, 0, 7) == approx([0.1, 0.1, 0.1, 0.025, 0.025, 0.025, 0.0125])
+
+
+def test_torch_semantics_wait_for_more_than_patience_bad_reports(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, {**HALVING_PLATEAU,
+                             "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1, "semantics": "torch"}})
+
+    outcomes = [accepted(api, run_id, step, {"val_loss": 1.0}) for step in range(3)]
+
+    assert [o["reduced"] for o in outcomes] == [False, False, True]
+    assert [o["state"]["wait"] for o in outcomes] == [0, 1, 0]
