@@ -90,13 +90,13 @@ class Runs:
         if not deleted:
             raise RunNotFound(run_id)
 
-    def report(self, run_id: str, report: Report) -> ReportRecord:
-        """Accept a report (or recognise a repeat) and return its outcome."""
+    def report(self, run_id: str, report: Report) -> tuple[ReportRecord, int]:
+        """Accept a report (or recognise a repeat); return its outcome and the run's version."""
         with self._lock(run_id):
             view = self.view(run_id)
             repeat = self._check_order(view, report)
             if repeat is not None:
-                return repeat
+                return repeat, view.record.version
             record = self._outcome(view, report)
             version = self.store.append_report(run_id, record)
             reduction_steps = view.reduction_steps
@@ -106,7 +106,7 @@ class Runs:
                 view, record=replace(view.record, version=version), reports=(*view.reports, record),
                 reduction_steps=reduction_steps, state=_state(record, view), memo={},
             ))
-            return record
+            return record, version
 
     def rewind(self, run_id: str, rewind: Rewind) -> RunView:
         with self._lock(run_id):
@@ -115,7 +115,7 @@ class Runs:
             self._cache.pop(run_id, None)
             return self.view(run_id)
 
-    def revise(self, run_id: str, revision: Revision) -> RevisionRecord:
+    def revise(self, run_id: str, revision: Revision) -> tuple[RevisionRecord, int]:
         with self._lock(run_id):
             view = self.view(run_id)
             latest = view.latest_step
@@ -139,7 +139,7 @@ class Runs:
                 view, record=replace(view.record, version=version), revisions=revisions,
                 schedule=schedule_with_revisions(view.spec, revisions), memo={},
             ))
-            return record
+            return record, version
 
     # -- internals -----------------------------------------------------------------------------
 

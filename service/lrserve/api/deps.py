@@ -12,6 +12,10 @@ from lrserve.settings import Settings
 from lrserve.spec import RUN_ID_PATTERN
 
 
+VERSION_HEADER = "X-Run-Version"
+"""Every run-scoped response carries the run's version; it grows with each accepted write."""
+
+
 def get_runs(request: Request) -> Runs:
     return request.app.state.runs
 

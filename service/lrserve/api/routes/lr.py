@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from lrserve.api.deps import RunId, RunsDep
+from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
 from lrserve.api.schemas import ErrorOut, LrOut, LrRangeOut
 from lrserve.history import RunView
 from lrserve.runs import Runs, range_steps
@@ -23,15 +23,16 @@ async def _view(runs: Runs, run_id: str) -> RunView:
     return view if view is not None else await run_in_threadpool(runs.view, run_id)
 
 
-def _json(body: object) -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+def _json(body: object, view: RunView) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json",
+                    headers={VERSION_HEADER: str(view.record.version)})
 
 
 @router.get("/runs/{run_id}/lr", response_model=LrOut)
 async def get_lr(run_id: RunId, step: StepQuery, runs: RunsDep) -> Response:
     """The learning rate to train step `step` with."""
     view = await _view(runs, run_id)
-    return _json({"run_id": run_id, "step": step, "lr": view.lr(step)})
+    return _json({"run_id": run_id, "step": step, "lr": view.lr(step)}, view)
 
 
 @router.get("/runs/{run_id}/lr/range", response_model=LrRangeOut)
@@ -46,4 +47,4 @@ async def get_lr_range(
     steps = range_steps(start, stop, every)
     view = await _view(runs, run_id)
     values = view.lrs(steps) if len(steps) < 10_000 else await run_in_threadpool(view.lrs, steps)
-    return _json({"run_id": run_id, "start": start, "stop": stop, "every": every, "lr": values})
+    return _json({"run_id": run_id, "start": start, "stop": stop, "every": every, "lr": values}, view)

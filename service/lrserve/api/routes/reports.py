@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from lrserve.api.deps import RunId, RunsDep
+from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
 from lrserve.api.routes.runs import run_body
 from lrserve.api.schemas import ErrorOut, ReportList, ReportOutcome, RevisionCreated, RunOut
 from lrserve.spec import Report, Revision, Rewind
@@ -18,26 +18,33 @@ router = APIRouter(
 
 
 @router.post("/runs/{run_id}/metrics", response_model=ReportOutcome)
-def report_metrics(run_id: RunId, report: Report, runs: RunsDep) -> dict[str, Any]:
+def report_metrics(run_id: RunId, report: Report, runs: RunsDep, response: Response) -> dict[str, Any]:
     """Report metrics measured at the end of `step`; committed before this answers."""
-    record = runs.report(run_id, report)
+    record, version = runs.report(run_id, report)
+    response.headers[VERSION_HEADER] = str(version)
     return {"run_id": run_id, "step": record.step, "next_lr": record.next_lr,
             "reduced": record.reduced, "state": record.state}
 
 
 @router.get("/runs/{run_id}/metrics", response_model=ReportList)
-def list_reports(run_id: RunId, runs: RunsDep) -> dict[str, Any]:
+def list_reports(run_id: RunId, runs: RunsDep, response: Response) -> dict[str, Any]:
     """The accepted reports, oldest first, each with its outcome."""
-    return {"run_id": run_id, "reports": [r.__dict__ for r in runs.view(run_id).reports]}
+    view = runs.view(run_id)
+    response.headers[VERSION_HEADER] = str(view.record.version)
+    return {"run_id": run_id, "reports": [r.__dict__ for r in view.reports]}
 
 
 @router.post("/runs/{run_id}/rewind", response_model=RunOut)
-def rewind(run_id: RunId, body: Rewind, runs: RunsDep) -> dict[str, Any]:
+def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response) -> dict[str, Any]:
     """Forget every report after `step` (resume from a checkpoint); revisions are kept."""
-    return run_body(runs.rewind(run_id, body))
+    view = runs.rewind(run_id, body)
+    response.headers[VERSION_HEADER] = str(view.record.version)
+    return run_body(view)
 
 
 @router.post("/runs/{run_id}/revisions", response_model=RevisionCreated, status_code=201)
-def revise(run_id: RunId, body: Revision, runs: RunsDep) -> dict[str, Any]:
+def revise(run_id: RunId, body: Revision, runs: RunsDep, response: Response) -> dict[str, Any]:
     """From `from_step` on, follow a new schedule (which sees `step - from_step`)."""
-    return {"run_id": run_id, **runs.revise(run_id, body).__dict__}
+    record, version = runs.revise(run_id, body)
+    response.headers[VERSION_HEADER] = str(version)
+    return {"run_id": run_id, **record.__dict__}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from lrserve.api.deps import RunId, RunsDep
+from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
 from lrserve.api.schemas import ErrorOut, RunList, RunOut
 from lrserve.errors import InvalidInput
 from lrserve.history import RunView
@@ -35,13 +35,21 @@ def create_run(run_id: RunId, spec: RunSpec, runs: RunsDep, response: Response) 
     """Create a run: 201; the same spec again: 200; a different spec under this id: 409."""
     view, created = runs.create(run_id, spec)
     response.status_code = 201 if created else 200
+    response.headers[VERSION_HEADER] = str(view.record.version)
     return run_body(view)
 
 
-@router.get("/runs/{run_id}", response_model=RunOut, responses={404: {"model": ErrorOut}})
-def get_run(run_id: RunId, runs: RunsDep) -> dict[str, Any]:
-    """The run, its spec, plateau state and revisions."""
-    return run_body(runs.view(run_id))
+@router.get("/runs/{run_id}", response_model=RunOut,
+            responses={304: {"description": "If-None-Match matched the run's ETag"}, 404: {"model": ErrorOut}})
+def get_run(run_id: RunId, runs: RunsDep, request: Request, response: Response) -> Any:
+    """The run, its spec, plateau state and revisions. `ETag` is the run's version (304 on If-None-Match)."""
+    view = runs.view(run_id)
+    etag = f'"{view.record.version}"'
+    headers = {VERSION_HEADER: str(view.record.version), "ETag": etag}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return run_body(view)
 
 
 @router.delete("/runs/{run_id}", status_code=204, responses={404: {"model": ErrorOut}})
