@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from lrserve import __version__
-from lrserve.api.deps import require_token
+from lrserve.api.auth import BearerTokenAuth
 from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
 from lrserve.api.routes import health, lr, reports, runs
@@ -37,9 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="lrserve", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    app.include_router(lr.router)  # first: the hot path matches sooner
     app.include_router(health.router)
-    protected = [Depends(require_token)]
-    for router in (runs.router, lr.router, reports.router):
-        app.include_router(router, dependencies=protected)
+    app.include_router(runs.router)
+    app.include_router(reports.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.token:
+        app.add_middleware(BearerTokenAuth, token=settings.token)
     return app
