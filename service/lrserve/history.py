@@ -20,7 +20,7 @@ from lrserve.spec import RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, StoredRun
 
 _BLOCK = 1024
-_MAX_BLOCKS = 32
+_MAX_BLOCKS = 128
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class RunView:
     reports: tuple[ReportRecord, ...]
     reduction_steps: np.ndarray
     state: TrackerState | None
-    memo: dict[int, list[float]] = field(default_factory=dict, compare=False)
+    memo: dict[int, np.ndarray] = field(default_factory=dict, compare=False)
 
     @property
     def plateau(self) -> KerasPlateau | TorchPlateau | None:
@@ -75,13 +75,13 @@ class RunView:
         if block is None:
             try:
                 start = index * _BLOCK
-                block = self.lrs(np.arange(start, start + _BLOCK, dtype=np.float64)).tolist()
+                block = self.lrs(np.arange(start, start + _BLOCK, dtype=np.float64))
             except InvalidInput:  # somewhere in the block, maybe not at `step`: ask for that step alone
                 return float(self.lrs(np.array([step], dtype=np.float64))[0])
             if len(self.memo) >= _MAX_BLOCKS:
                 self.memo.clear()
             self.memo[index] = block
-        return block[offset]
+        return float(block[offset])
 
     def report_at(self, step: int) -> ReportRecord | None:
         index = int(np.searchsorted(self._report_steps, step))
