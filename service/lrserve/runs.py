@@ -1,7 +1,8 @@
 """The use cases: create, read, report, rewind, revise. No HTTP here and no SQL.
 
 Reads are served from an in-memory view per run, loaded once from storage; every write goes to storage
-first (committed) and then swaps in a new view. Writes to one run are serialized by a per-run lock.
+first (committed) and then swaps in a new view. Writes to one run, and loads of it, are serialized by a
+per-run lock. One service process owns a database: a second process would not see this one's writes.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Runs:
         self.store = store
         self._cache: OrderedDict[str, RunView] = OrderedDict()
         self._cache_size = cache_size
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
 
     # -- reading -------------------------------------------------------------------------------
@@ -51,12 +52,17 @@ class Runs:
 
     def view(self, run_id: str) -> RunView:
         view = self._cache.get(run_id)
-        if view is None:
-            stored = self.store.load(run_id)
-            if stored is None:
-                raise RunNotFound(run_id)
-            view = self._remember(view_of(stored))
-        return view
+        if view is not None:
+            return view
+        # Loading under the run's lock keeps a slow load from caching a view older than a concurrent write.
+        with self._lock(run_id):
+            view = self._cache.get(run_id)
+            if view is None:
+                stored = self.store.load(run_id)
+                if stored is None:
+                    raise RunNotFound(run_id)
+                view = self._remember(view_of(stored))
+            return view
 
     def lr(self, run_id: str, step: int) -> float:
         return self.view(run_id).lr(step)
@@ -189,9 +195,9 @@ class Runs:
             cache.popitem(last=False)
         return view
 
-    def _lock(self, run_id: str) -> threading.Lock:
+    def _lock(self, run_id: str) -> threading.RLock:
         with self._locks_guard:
-            return self._locks.setdefault(run_id, threading.Lock())
+            return self._locks.setdefault(run_id, threading.RLock())
 
 
 def _state(record: ReportRecord, view: RunView) -> TrackerState | None:
