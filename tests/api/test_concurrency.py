@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.api._helpers import HALVING_PLATEAU
+from ._helpers import HALVING_PLATEAU
 
 WORKERS = 16
 

@@ -20,7 +20,7 @@ class ExponentialDecay(ScheduleModel):
     type: Literal["exponential_decay"]
     initial_learning_rate: Rate
     decay_steps: PositiveSteps
-    decay_rate: Annotated[float, Field(gt=0)]
+    decay_rate: Rate
     staircase: bool = False
 
     def build(self) -> ScheduleFn:
@@ -62,7 +62,7 @@ class PolynomialDecay(ScheduleModel):
     initial_learning_rate: Rate
     decay_steps: PositiveSteps
     end_learning_rate: Rate = 0.0001
-    power: Annotated[float, Field(gt=0)] = 1.0
+    power: Annotated[float, Field(ge=0)] = 1.0
     cycle: bool = False
 
     def build(self) -> ScheduleFn:

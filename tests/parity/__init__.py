@@ -1,0 +1,1 @@
+"""Schedule parity: the service against the real reference libraries."""
