@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import itertools
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +21,27 @@ import httpx
 import pytest
 
 _run_ids = itertools.count()
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate, and kill if it does not stop within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def installed_script(name: str) -> str:
+    """A console script of the test environment: beside sys.executable, else on PATH; fail if missing."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.is_file():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"`{name}` is not installed: install the project with its dev extra (make test does)")
+    return found
 
 
 def free_port() -> int:
@@ -64,12 +86,7 @@ def running_server(
         wait_until_healthy(url, process)
         yield Server(url=url, process=process, database_url=database_url)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")

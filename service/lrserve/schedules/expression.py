@@ -113,7 +113,8 @@ class _Compiler:
         return value != 0
 
     def number(self, value: Any) -> Any:
-        return value.astype(np.float64) if self.vector else float(value)
+        """A truth value (or array of them) as 1.0 / 0.0."""
+        return np.asarray(value, dtype=np.float64) if self.vector else float(value)
 
     def choose(self, condition: Any, yes: Any, no: Any) -> Any:
         if self.vector:
@@ -164,9 +165,7 @@ class _Compiler:
         if isinstance(node.op, ast.UAdd):
             return operand
         if isinstance(node.op, ast.Not):
-            return lambda step, lr: self.number(operand(step, lr) == 0) if self.vector else float(
-                operand(step, lr) == 0
-            )
+            return lambda step, lr: self.number(operand(step, lr) == 0)
         raise ExpressionError(f"operator {type(node.op).__name__} is not allowed; allowed: {_ALLOWED}")
 
     def _BoolOp(self, node: ast.BoolOp) -> Node:
@@ -176,9 +175,9 @@ class _Compiler:
         def evaluate(step: Any, lr: Any) -> Any:
             result = values[0](step, lr)
             for value in values[1:]:
-                nxt = value(step, lr)
-                keep_next = self.truth(result) if is_and else ~self.truth(result) if self.vector else not result
-                result = self.choose(keep_next, nxt, result)
+                truthy = self.truth(result)
+                falsy = ~truthy if self.vector else not truthy
+                result = self.choose(truthy if is_and else falsy, value(step, lr), result)
             return result
 
         return evaluate
@@ -196,7 +195,7 @@ class _Compiler:
             result = ops[0](values[0], values[1])
             for op, a, b in zip(ops[1:], values[1:], values[2:]):
                 result = result & op(a, b) if self.vector else (result and op(a, b))
-            return self.number(np.asarray(result)) if self.vector else float(result)
+            return self.number(result)
 
         return evaluate
 
