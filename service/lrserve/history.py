@@ -6,6 +6,7 @@ lr(N) = max(schedule(N) * factor**k, min_lr), with k the reductions that took ef
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -20,12 +21,12 @@ from lrserve.spec import RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, StoredRun
 
 _BLOCK = 1024
-_MAX_BLOCKS = 128
+_MAX_BLOCKS = 256  # 2 MiB of float64 per run at most
 
 
 @dataclass(frozen=True)
 class RunView:
-    """An immutable snapshot of one run; a write builds a new one and swaps it in."""
+    """An immutable snapshot of one run; a write builds a new one (with an empty memo) and swaps it in."""
 
     record: RunRecord
     spec: RunSpec
@@ -34,7 +35,8 @@ class RunView:
     reports: tuple[ReportRecord, ...]
     reduction_steps: np.ndarray
     state: TrackerState | None
-    memo: dict[int, np.ndarray] = field(default_factory=dict, compare=False)
+    memo: dict[int, np.ndarray] = field(default_factory=dict, compare=False, init=False)
+    memo_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, init=False)
 
     @property
     def plateau(self) -> KerasPlateau | TorchPlateau | None:
@@ -78,9 +80,10 @@ class RunView:
                 block = self.lrs(np.arange(start, start + _BLOCK, dtype=np.float64))
             except InvalidInput:  # somewhere in the block, maybe not at `step`: ask for that step alone
                 return float(self.lrs(np.array([step], dtype=np.float64))[0])
-            if len(self.memo) >= _MAX_BLOCKS:
-                self.memo.clear()
-            self.memo[index] = block
+            with self.memo_lock:  # a hit reads without the lock; only misses change the memo
+                if len(self.memo) >= _MAX_BLOCKS:
+                    self.memo.pop(next(iter(self.memo)))  # the oldest block
+                self.memo[index] = block
         return float(block[offset])
 
     def report_at(self, step: int) -> ReportRecord | None:

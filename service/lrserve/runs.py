@@ -110,7 +110,7 @@ class Runs:
                 reduction_steps = np.append(reduction_steps, float(record.step))
             self._remember(replace(
                 view, record=replace(view.record, version=version), reports=(*view.reports, record),
-                reduction_steps=reduction_steps, state=_state(record, view), memo={},
+                reduction_steps=reduction_steps, state=_state(record, view),
             ))
             return record, version
 
@@ -143,7 +143,7 @@ class Runs:
             revisions = (*view.revisions, record)
             self._remember(replace(
                 view, record=replace(view.record, version=version), revisions=revisions,
-                schedule=schedule_with_revisions(view.spec, revisions), memo={},
+                schedule=schedule_with_revisions(view.spec, revisions),
             ))
             return record, version
 
