@@ -259,3 +259,14 @@ def test_torch_semantics_wait_for_more_than_patience_bad_reports(api: httpx.Clie
 
     assert [o["reduced"] for o in outcomes] == [False, False, True]
     assert [o["state"]["wait"] for o in outcomes] == [0, 1, 0]
+
+
+def test_a_future_step_read_before_a_reduction_is_served_reduced_after_it(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    accepted(api, run_id, 0, {"val_loss": 1.0})
+    assert lr_at(api, run_id, 500) == approx(0.1)  # read (and remembered) before the reduction
+
+    accepted(api, run_id, 1, {"val_loss": 1.0})  # patience 1: this report halves the lr from step 2 on
+
+    assert lr_at(api, run_id, 500) == approx(0.05)
+    assert lr_at(api, run_id, 1) == approx(0.1)
