@@ -12,7 +12,9 @@ def open_store(url: str) -> Store:
 
         return SqliteStore(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("PostgreSQL storage is not available yet; use a sqlite:/// URL")
+        from lrserve.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise ValueError(
         f"unsupported database URL {url!r}; use sqlite:///relative/path.db, sqlite:////absolute/path.db "
         "or postgresql://user:pass@host:port/db"

@@ -1,0 +1,108 @@
+"""One contract for every storage backend: the same tests run on a real SQLite file and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrserve.errors import RunNotFound
+from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Store, open_store
+
+SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1}, "plateau": None, "step_unit": "epoch"}
+
+
+def run(run_id: str) -> RunRecord:
+    return RunRecord(run_id=run_id, spec=SPEC, created_at="2026-11-23T00:00:00Z")
+
+
+def report(step: int, reduced: bool = False) -> ReportRecord:
+    return ReportRecord(step=step, metrics={"val_loss": 0.5, "odd": "NaN"}, reduced=reduced,
+                        next_lr=0.1 / (step + 1), state={"best": 0.5, "wait": step, "cooldown_counter": 0,
+                                                         "reductions": int(reduced)},
+                        received_at=f"2026-11-23T00:00:0{step}Z")
+
+
+def test_a_run_is_created_once_and_loads_as_it_was_stored(store: Store) -> None:
+    assert store.create_run(run("a")) is True
+    assert store.create_run(RunRecord(run_id="a", spec={"other": 1}, created_at="x")) is False
+    loaded = store.load("a")
+    assert loaded is not None
+    assert (loaded.run.run_id, loaded.run.spec, loaded.run.version) == ("a", SPEC, 0)
+    assert loaded.reports == [] and loaded.revisions == []
+    assert store.load("missing") is None
+
+
+def test_reports_come_back_in_step_order_with_their_outcome_and_each_write_bumps_the_version(store: Store) -> None:
+    store.create_run(run("a"))
+    versions = [store.append_report("a", report(step, reduced=step == 1)) for step in (0, 1, 5)]
+    assert versions == [1, 2, 3]
+    loaded = store.load("a")
+    assert loaded is not None
+    assert loaded.reports == [report(0), report(1, reduced=True), report(5)]
+    assert loaded.run.version == 3
+
+
+def test_truncating_forgets_reports_after_a_step_only(store: Store) -> None:
+    store.create_run(run("a"))
+    for step in range(5):
+        store.append_report("a", report(step))
+    assert store.truncate_reports("a", 2) == 6
+    loaded = store.load("a")
+    assert loaded is not None
+    assert [r.step for r in loaded.reports] == [0, 1, 2]
+    store.truncate_reports("a", -1)
+    assert store.load("a").reports == []  # type: ignore[union-attr]
+
+
+def test_revisions_keep_their_order(store: Store) -> None:
+    store.create_run(run("a"))
+    first = RevisionRecord(from_step=10, schedule={"type": "constant", "learning_rate": 0.2}, reason="one",
+                           created_at="t1")
+    second = RevisionRecord(from_step=10, schedule={"type": "constant", "learning_rate": 0.3}, reason="two",
+                            created_at="t2")
+    store.append_revision("a", first)
+    store.append_revision("a", second)
+    assert store.load("a").revisions == [first, second]  # type: ignore[union-attr]
+
+
+def test_deleting_a_run_removes_its_history(store: Store) -> None:
+    store.create_run(run("a"))
+    store.append_report("a", report(0))
+    assert store.delete_run("a") is True
+    assert store.delete_run("a") is False
+    assert store.load("a") is None
+    store.create_run(run("a"))
+    assert store.load("a").reports == []  # type: ignore[union-attr]
+
+
+def test_runs_are_listed_oldest_first_in_pages_with_their_latest_step(store: Store) -> None:
+    for name in ("c", "a", "b"):
+        store.create_run(run(name))
+    store.append_report("a", report(3))
+    first = store.list_runs(0, 2)
+    assert [r.run_id for r in first] == ["c", "a"]
+    assert [r.latest_step for r in first] == [None, 3]
+    rest = store.list_runs(first[-1].seq, 2)
+    assert [r.run_id for r in rest] == ["b"]
+
+
+@pytest.mark.parametrize("write", ["append_report", "truncate_reports", "append_revision"])
+def test_writes_to_an_unknown_run_raise_run_not_found(store: Store, write: str) -> None:
+    argument = {"append_report": report(0), "truncate_reports": 0,
+                "append_revision": RevisionRecord(0, {}, "", "t")}[write]
+    with pytest.raises(RunNotFound):
+        getattr(store, write)("missing", argument)
+
+
+def test_a_second_store_on_the_same_database_sees_what_the_first_committed(database_url: str) -> None:
+    first = open_store(database_url)
+    try:
+        first.create_run(run("a"))
+        first.append_report("a", report(0))
+    finally:
+        first.close()
+    second = open_store(database_url)
+    try:
+        assert second.load("a").reports == [report(0)]  # type: ignore[union-attr]
+        second.ping()
+    finally:
+        second.close()
