@@ -33,3 +33,13 @@ def test_get_run_answers_304_while_the_etag_still_matches(api: httpx.Client, run
     fresh = api.get(f"/runs/{run_id}", headers={"If-None-Match": etag})
     assert fresh.status_code == 200
     assert fresh.headers["ETag"] != etag
+
+
+def test_a_run_created_again_never_matches_the_etag_of_its_predecessor(api: httpx.Client, run_id: str) -> None:
+    api.put(f"/runs/{run_id}", json=SPEC)
+    etag = api.get(f"/runs/{run_id}").headers["ETag"]
+    api.delete(f"/runs/{run_id}")
+    api.put(f"/runs/{run_id}", json={"schedule": {"type": "constant", "learning_rate": 0.2}})
+    again = api.get(f"/runs/{run_id}", headers={"If-None-Match": etag})
+    assert again.status_code == 200
+    assert again.json()["spec"]["schedule"]["learning_rate"] == 0.2

@@ -42,9 +42,13 @@ def create_run(run_id: RunId, spec: RunSpec, runs: RunsDep, response: Response) 
 @router.get("/runs/{run_id}", response_model=RunOut,
             responses={304: {"description": "If-None-Match matched the run's ETag"}, 404: {"model": ErrorOut}})
 def get_run(run_id: RunId, runs: RunsDep, request: Request, response: Response) -> Any:
-    """The run, its spec, plateau state and revisions. `ETag` is the run's version (304 on If-None-Match)."""
+    """The run, its spec, plateau state and revisions; 304 while `If-None-Match` matches its `ETag`.
+
+    The ETag names this creation of the run and its version, so a run deleted and created again never
+    matches an ETag of its predecessor.
+    """
     view = runs.view(run_id)
-    etag = f'"{view.record.version}"'
+    etag = f'"{view.record.seq}-{view.record.version}"'
     headers = {VERSION_HEADER: str(view.record.version), "ETag": etag}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
