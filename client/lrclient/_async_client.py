@@ -1,0 +1,149 @@
+"""`AsyncClient`: the asynchronous twin of `Client`. It sends the calls `_base` builds and sleeps between retries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+
+from . import _base
+from ._exceptions import TransportError
+from ._types import LrRange, ReportEntry, ReportOutcome, Revision, Run, RunPage, RunSummary
+
+T = TypeVar("T")
+
+
+class AsyncClient(_base.BaseClient):
+    """An asyncio (or trio) client of one lrserve service, over one reused connection pool.
+
+        async with lrclient.AsyncClient("http://127.0.0.1:8000") as client:
+            await client.create_run("resnet-1", {"schedule": {"type": "constant", "learning_rate": 0.1}})
+            lr = await client.lr("resnet-1", step=0)
+
+    `base_url` defaults to $LRSERVE_URL, then http://127.0.0.1:8000; `token` to $LRSERVE_TOKEN.
+    Connection errors, timeouts and 5xx answers are retried `retries` times with jittered
+    exponential backoff starting at `backoff` seconds; 4xx answers raise at once. `retry` is the
+    `RetryPolicy` in use: replace it to tune `max_backoff` or `jitter`.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        timeout: float | httpx.Timeout = 10.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, token, timeout, retries, backoff)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=timeout,
+                                  transport=transport)
+
+    async def _send(self, call: _base.Call[T], retries: int | None = None) -> T:
+        request = self._http.build_request(call.method, call.path, params=call.params, json=call.json,
+                                           headers=call.headers)
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.send(request)
+            except httpx.RequestError as error:
+                delay = self._next_delay(attempt, retries, error=error)
+                if delay is None:
+                    raise self._transport_error(call, error, attempt + 1) from error
+            else:
+                delay = self._next_delay(attempt, retries, status=response.status_code)
+                if delay is None:
+                    return _base.result(call, response)
+            await anyio.sleep(delay)
+            attempt += 1
+
+    # runs
+
+    async def create_run(self, run_id: str, spec: Mapping[str, Any]) -> Run:
+        """Create the run (`.created` is True), or return it if it exists with the same spec; 409 otherwise."""
+        return await self._send(_base.create_run(run_id, spec))
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run: normalized spec, plateau state, latest report step, revisions, version."""
+        return await self._send(_base.get_run(run_id))
+
+    async def get_run_if_changed(self, run_id: str, etag: str) -> Run | None:
+        """The run, or None while it still matches `etag` (a `Run.etag`; the service answered 304)."""
+        return await self._send(_base.get_run_if_changed(run_id, etag))
+
+    async def delete_run(self, run_id: str) -> None:
+        """Delete the run and its whole history."""
+        await self._send(_base.delete_run(run_id))
+
+    async def list_runs(self, limit: int = 100, cursor: str | None = None) -> RunPage:
+        """One page of runs, oldest first."""
+        return await self._send(_base.list_runs(limit, cursor))
+
+    async def iter_runs(self, page_size: int = 100) -> AsyncIterator[RunSummary]:
+        """Every run, oldest first, fetching `page_size` at a time (`async for run in client.iter_runs()`)."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_runs(page_size, cursor)
+            for run in page.runs:
+                yield run
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # learning rates
+
+    async def lr(self, run_id: str, step: int) -> float:
+        """The learning rate to train `step` with."""
+        return await self._send(_base.lr(run_id, step))
+
+    async def lr_range(self, run_id: str, start: int, stop: int, every: int = 1) -> LrRange:
+        """Learning rates of steps start, start+every, ... < stop in one request."""
+        return await self._send(_base.lr_range(run_id, start, stop, every))
+
+    # history
+
+    async def report(self, run_id: str, step: int, metrics: Mapping[str, float | int | str]) -> ReportOutcome:
+        """Report metrics measured at the end of `step`. NaN and infinities are sent as the contract says."""
+        return await self._send(_base.report(run_id, step, metrics))
+
+    async def reports(self, run_id: str) -> list[ReportEntry]:
+        """The accepted reports, oldest first, each with its outcome."""
+        return await self._send(_base.reports(run_id))
+
+    async def rewind(self, run_id: str, step: int) -> Run:
+        """Forget every report after `step` (-1 forgets them all), e.g. to resume from a checkpoint."""
+        return await self._send(_base.rewind(run_id, step))
+
+    async def revise(self, run_id: str, from_step: int, schedule: Mapping[str, Any], reason: str = "") -> Revision:
+        """From `from_step` on, follow `schedule` (which sees `step - from_step`)."""
+        return await self._send(_base.revise(run_id, from_step, schedule, reason))
+
+    # service
+
+    async def health(self) -> bool:
+        """True when the service process answers /healthz. One attempt, never raises for a status."""
+        try:
+            return await self._send(_base.health(), retries=0)
+        except TransportError:
+            return False
+
+    async def ready(self) -> bool:
+        """True when the service can reach its storage (/readyz). One attempt, never raises for a status."""
+        try:
+            return await self._send(_base.ready(), retries=0)
+        except TransportError:
+            return False
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        await self.close()

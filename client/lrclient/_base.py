@@ -1,0 +1,405 @@
+"""Every decision of the client, without I/O: settings, requests, parsing, errors and the retry policy.
+
+`Client` and `AsyncClient` only send the `Call`s built here and sleep between attempts, so both
+behave the same by construction.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from ._exceptions import (
+    APIError,
+    Conflict,
+    InvalidSpec,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    ServiceUnavailable,
+    TransportError,
+    Unauthorized,
+)
+from ._types import (
+    LrRange,
+    ReportEntry,
+    ReportOutcome,
+    Revision,
+    Run,
+    RunPage,
+    RunSummary,
+    TrackerState,
+)
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+BASE_URL_ENV = "LRSERVE_URL"
+TOKEN_ENV = "LRSERVE_TOKEN"
+VERSION_HEADER = "X-Run-Version"
+
+STATUS_ERRORS: dict[int, type[APIError]] = {
+    401: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidSpec,
+    503: ServiceUnavailable,
+}
+
+# Failures where the request may simply be tried again. Every write of the service is safe to
+# repeat: an exact repeat of a report returns the original outcome, PUT of the same spec is 200.
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.TimeoutException,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,  # e.g. a kept-alive connection closed by a restarted server
+)
+
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _user_agent() -> str:
+    try:
+        return f"lrclient/{metadata.version('lrserve')}"
+    except metadata.PackageNotFoundError:
+        return "lrclient"
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+
+def resolve_base_url(base_url: str | None, env: Mapping[str, str] = os.environ) -> str:
+    """The argument, else $LRSERVE_URL, else http://127.0.0.1:8000; without a trailing slash."""
+    url = base_url or env.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"base_url must start with http:// or https://. Received: base_url={url!r}")
+    return url.rstrip("/")
+
+
+def resolve_token(token: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """The argument, else $LRSERVE_TOKEN; an empty string means no token, as on the service."""
+    return token or env.get(TOKEN_ENV) or None
+
+
+def default_headers(token: str | None) -> dict[str, str]:
+    headers = {"User-Agent": _user_agent(), "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+# -- retries ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter, on connection errors, timeouts and 5xx only.
+
+    After failed attempt `a` (0-based) the client waits `min(backoff * 2**a, max_backoff)`, less a
+    random share of up to `jitter` of it (so that many workers do not retry in lockstep), and tries
+    again, at most `retries` times. A 4xx is never retried: the same request would fail the same way.
+    """
+
+    retries: int = 3
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+    jitter: float = 0.25
+    random: Callable[[], float] = field(default=random.random, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ValueError(f"retries must be an int >= 0. Received: retries={self.retries!r}")
+        if not self.backoff >= 0 or not self.max_backoff >= 0:
+            raise ValueError(f"backoff and max_backoff must be >= 0. Received: backoff={self.backoff!r}, "
+                             f"max_backoff={self.max_backoff!r}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter must be between 0 and 1. Received: jitter={self.jitter!r}")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt `attempt` (0-based) before the next one."""
+        ceiling = min(self.backoff * 2.0**attempt, self.max_backoff)
+        return ceiling * (1.0 - self.jitter * self.random())
+
+    @staticmethod
+    def retryable(*, status: int | None = None, error: BaseException | None = None) -> bool:
+        """Whether a failure is worth another attempt: connection trouble or a 5xx, never a 4xx."""
+        if error is not None:
+            return isinstance(error, RETRYABLE_ERRORS)
+        return status is not None and 500 <= status <= 599
+
+    def next_delay(self, attempt: int, *, status: int | None = None, error: BaseException | None = None,
+                   retries: int | None = None) -> float | None:
+        """Seconds to sleep before another attempt, or None to give up (or succeed) now."""
+        budget = self.retries if retries is None else retries
+        if attempt >= budget or not self.retryable(status=status, error=error):
+            return None
+        return self.delay(attempt)
+
+
+# -- requests ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request and how to read its answer. `parse` sees only non-error answers unless `check` is False."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+    check: bool = True
+
+
+def run_path(run_id: str, *rest: str) -> str:
+    # quote() leaves dots alone; "." and ".." would be collapsed as dot segments of the URL path.
+    segment = quote(run_id, safe="")
+    if segment.strip(".") == "":
+        segment = segment.replace(".", "%2E")
+    return "/".join(("/runs", segment, *rest))
+
+
+def create_run(run_id: str, spec: Mapping[str, Any]) -> Call[Run]:
+    return Call("PUT", run_path(run_id), _parse_run, json=dict(spec))
+
+
+def get_run(run_id: str) -> Call[Run]:
+    return Call("GET", run_path(run_id), _parse_run)
+
+
+def get_run_if_changed(run_id: str, etag: str) -> Call[Run | None]:
+    return Call("GET", run_path(run_id), _parse_run_or_none, headers={"If-None-Match": etag})
+
+
+def delete_run(run_id: str) -> Call[None]:
+    return Call("DELETE", run_path(run_id), _parse_nothing)
+
+
+def list_runs(limit: int = 100, cursor: str | None = None) -> Call[RunPage]:
+    params: dict[str, Any] = {"limit": limit}
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call("GET", "/runs", _parse_run_page, params=params)
+
+
+def lr(run_id: str, step: int) -> Call[float]:
+    return Call("GET", run_path(run_id, "lr"), _parse_lr, params={"step": step})
+
+
+def lr_range(run_id: str, start: int, stop: int, every: int = 1) -> Call[LrRange]:
+    return Call("GET", run_path(run_id, "lr", "range"), _parse_lr_range,
+                params={"start": start, "stop": stop, "every": every})
+
+
+def report(run_id: str, step: int, metrics: Mapping[str, float | int | str]) -> Call[ReportOutcome]:
+    return Call("POST", run_path(run_id, "metrics"), _parse_outcome,
+                json={"step": step, "metrics": encode_metrics(metrics)})
+
+
+def reports(run_id: str) -> Call[list[ReportEntry]]:
+    return Call("GET", run_path(run_id, "metrics"), _parse_reports)
+
+
+def rewind(run_id: str, step: int) -> Call[Run]:
+    return Call("POST", run_path(run_id, "rewind"), _parse_run, json={"step": step})
+
+
+def revise(run_id: str, from_step: int, schedule: Mapping[str, Any], reason: str = "") -> Call[Revision]:
+    body = {"from_step": from_step, "schedule": dict(schedule), "reason": reason}
+    return Call("POST", run_path(run_id, "revisions"), _parse_revision, json=body)
+
+
+def health() -> Call[bool]:
+    return Call("GET", "/healthz", _is_ok, check=False)
+
+
+def ready() -> Call[bool]:
+    return Call("GET", "/readyz", _is_ok, check=False)
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+
+def encode_metric(name: str, value: float | int | str) -> float | str:
+    """A metric as the service wants it: a finite float, or "NaN", "Infinity", "-Infinity".
+
+    Anything float() accepts counts (NumPy scalars, 0-d tensors); strings pass through for the
+    service to judge.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"metrics[{name!r}] must be a number, not a bool. Received: {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"metrics[{name!r}] must be a number. Received: {value!r}") from None
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
+    return number
+
+
+def encode_metrics(metrics: Mapping[str, float | int | str]) -> dict[str, float | str]:
+    return {str(name): encode_metric(str(name), value) for name, value in metrics.items()}
+
+
+def decode_metric(value: float | str) -> float:
+    return NON_FINITE[value] if isinstance(value, str) and value in NON_FINITE else float(value)
+
+
+# -- answers ----------------------------------------------------------------------------------------
+
+
+def error_for(response: httpx.Response) -> APIError:
+    """The exception for an error answer, carrying the service's `detail`."""
+    status = response.status_code
+    cls = STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIError)
+    request = response.request
+    return cls(status, _detail(response), method=request.method, url=str(request.url))
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:2000] or response.reason_phrase
+    return detail if isinstance(detail, str) else str(detail)
+
+
+def is_outage(error: BaseException) -> bool:
+    """No answer, or a 502/503/504: the service (or its storage) is down rather than refusing the request."""
+    return isinstance(error, TransportError) or (isinstance(error, APIError) and error.status in (502, 503, 504))
+
+
+def transport_error(base_url: str, call: Call[Any], error: Exception, attempts: int) -> TransportError:
+    tries = f"after {attempts} attempts" if attempts > 1 else "in 1 attempt"
+    return TransportError(
+        f"lrserve at {base_url} did not answer {call.method} {call.path} {tries}: "
+        f"{type(error).__name__}: {error}",
+        cause=error,
+    )
+
+
+def result(call: Call[T], response: httpx.Response) -> T:
+    """The parsed answer, or the APIError for an error status."""
+    if call.check and response.status_code >= 400:
+        raise error_for(response)
+    return call.parse(response)
+
+
+def response_version(response: httpx.Response) -> int:
+    """The run version the answer reflects (-1 if the header is missing: never equal to a real one)."""
+    value = response.headers.get(VERSION_HEADER, "")
+    return int(value) if value.isdigit() else -1
+
+
+def _state(body: Mapping[str, Any] | None) -> TrackerState | None:
+    if body is None:
+        return None
+    return TrackerState(best=body["best"], wait=body["wait"], cooldown_counter=body["cooldown_counter"],
+                        reductions=body["reductions"])
+
+
+def _run(body: Mapping[str, Any], created: bool, etag: str | None) -> Run:
+    run_id = body["run_id"]
+    revisions = tuple(
+        Revision(run_id=run_id, from_step=r["from_step"], schedule=r["schedule"], reason=r["reason"],
+                 created_at=r["created_at"])
+        for r in body["revisions"]
+    )
+    return Run(run_id=run_id, spec=body["spec"], state=_state(body["state"]), latest_step=body["latest_step"],
+               reports=body["reports"], revisions=revisions, created_at=body["created_at"],
+               version=body["version"], created=created, etag=etag)
+
+
+def _parse_run(response: httpx.Response) -> Run:
+    return _run(response.json(), created=response.status_code == 201, etag=response.headers.get("ETag"))
+
+
+def _parse_run_or_none(response: httpx.Response) -> Run | None:
+    return None if response.status_code == 304 else _parse_run(response)
+
+
+def _parse_nothing(response: httpx.Response) -> None:
+    return None
+
+
+def _parse_run_page(response: httpx.Response) -> RunPage:
+    body = response.json()
+    runs = tuple(RunSummary(run_id=r["run_id"], spec=r["spec"], created_at=r["created_at"],
+                            latest_step=r["latest_step"], version=r["version"]) for r in body["runs"])
+    return RunPage(runs=runs, next_cursor=body["next_cursor"])
+
+
+def _parse_lr(response: httpx.Response) -> float:
+    return float(response.json()["lr"])
+
+
+def _parse_lr_range(response: httpx.Response) -> LrRange:
+    body = response.json()
+    return LrRange(run_id=body["run_id"], start=body["start"], stop=body["stop"], every=body["every"],
+                   lr=tuple(map(float, body["lr"])), version=response_version(response))
+
+
+def _parse_outcome(response: httpx.Response) -> ReportOutcome:
+    body = response.json()
+    return ReportOutcome(run_id=body["run_id"], step=body["step"], next_lr=float(body["next_lr"]),
+                         reduced=body["reduced"], state=_state(body["state"]), version=response_version(response))
+
+
+def _parse_reports(response: httpx.Response) -> list[ReportEntry]:
+    return [
+        ReportEntry(step=r["step"], metrics={k: decode_metric(v) for k, v in r["metrics"].items()},
+                    reduced=r["reduced"], next_lr=float(r["next_lr"]), state=_state(r["state"]),
+                    received_at=r["received_at"])
+        for r in response.json()["reports"]
+    ]
+
+
+def _parse_revision(response: httpx.Response) -> Revision:
+    body = response.json()
+    return Revision(run_id=body["run_id"], from_step=body["from_step"], schedule=body["schedule"],
+                    reason=body["reason"], created_at=body["created_at"])
+
+
+def _is_ok(response: httpx.Response) -> bool:
+    return response.status_code == 200
+
+
+# -- the part both twins share ----------------------------------------------------------------------
+
+
+class BaseClient:
+    """Settings and decisions shared by `Client` and `AsyncClient`."""
+
+    def __init__(self, base_url: str | None, token: str | None, timeout: float | httpx.Timeout,
+                 retries: int, backoff: float) -> None:
+        if not isinstance(timeout, httpx.Timeout) and not (timeout is None or timeout > 0):
+            raise ValueError(f"timeout must be a number of seconds > 0. Received: timeout={timeout!r}")
+        self.base_url = resolve_base_url(base_url)
+        self.timeout = timeout
+        self.retry = RetryPolicy(retries=retries, backoff=backoff)
+        self._headers = default_headers(resolve_token(token))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _next_delay(self, attempt: int, retries: int | None, *, status: int | None = None,
+                    error: BaseException | None = None) -> float | None:
+        return self.retry.next_delay(attempt, status=status, error=error, retries=retries)
+
+    def _transport_error(self, call: Call[Any], error: Exception, attempts: int) -> TransportError:
+        return transport_error(self.base_url, call, error, attempts)

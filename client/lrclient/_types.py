@@ -1,0 +1,130 @@
+"""What the service answers, as frozen dataclasses. Times are the service's ISO 8601 strings (UTC)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "LrRange",
+    "ReportEntry",
+    "ReportOutcome",
+    "Revision",
+    "Run",
+    "RunPage",
+    "RunSummary",
+    "TrackerState",
+]
+
+
+@dataclass(frozen=True)
+class TrackerState:
+    """The plateau tracker after a report: `wait` is Keras `wait` / PyTorch `num_bad_epochs`."""
+
+    best: float | None
+    wait: int
+    cooldown_counter: int
+    reductions: int
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A schedule change: from `from_step` on the run follows `schedule` at `step - from_step`."""
+
+    run_id: str
+    from_step: int
+    schedule: Mapping[str, Any]
+    reason: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run: its normalized spec, plateau state and history summary.
+
+    `latest_step` is the step of the latest accepted report (None before the first); `version`
+    grows by one with each accepted write. `created` is True only when `create_run` made it;
+    `etag` is the service's ETag for conditional GETs (only `get_run` answers carry one).
+    """
+
+    run_id: str
+    spec: Mapping[str, Any]
+    state: TrackerState | None
+    latest_step: int | None
+    reports: int
+    revisions: tuple[Revision, ...]
+    created_at: str
+    version: int
+    created: bool = False
+    etag: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def step_unit(self) -> str:
+        """Either "epoch" or "batch"."""
+        return str(self.spec["step_unit"])
+
+    @property
+    def plateau(self) -> Mapping[str, Any] | None:
+        """The plateau tracker's settings, or None for a run without one."""
+        return self.spec.get("plateau")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One entry of `list_runs`."""
+
+    run_id: str
+    spec: Mapping[str, Any]
+    created_at: str
+    latest_step: int | None
+    version: int
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of runs, oldest first; pass `next_cursor` back for the next page (None: last page)."""
+
+    runs: tuple[RunSummary, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """The answer to a report: `next_lr` is the lr of `step + 1`; `reduced` when a reduction took effect."""
+
+    run_id: str
+    step: int
+    next_lr: float
+    reduced: bool
+    state: TrackerState | None
+    version: int
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """An accepted report and its outcome. Non-finite metrics come back as float NaN or infinities."""
+
+    step: int
+    metrics: Mapping[str, float]
+    reduced: bool
+    next_lr: float
+    state: TrackerState | None
+    received_at: str
+
+
+@dataclass(frozen=True)
+class LrRange:
+    """Learning rates of steps start, start+every, ... < stop, as of run version `version`."""
+
+    run_id: str
+    start: int
+    stop: int
+    every: int
+    lr: tuple[float, ...]
+    version: int
+
+    @property
+    def steps(self) -> range:
+        """The steps the values belong to, in order."""
+        return range(self.start, self.stop, self.every)

@@ -1,0 +1,278 @@
+"""Keras 3 adapter: `LearningRateCallback` takes the optimizer's learning rate from lrserve.
+
+It replaces `LearningRateScheduler(fn)` + `ReduceLROnPlateau(...)`: the service holds the schedule
+and the plateau tracker, every worker reads the same lr, and the plateau decision is taken once.
+Works on every Keras 3 backend (it only sets `optimizer.learning_rate` and reads
+`optimizer.iterations`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+from keras.optimizers import schedules as keras_schedules
+
+from ._adapter import (
+    OnError,
+    PendingReports,
+    Report,
+    ReportWaiter,
+    check_choices,
+    encode_metrics,
+    open_run,
+    reports_here,
+    waits_for_chief,
+)
+from ._client import Client
+from ._exceptions import ServiceUnreachable
+from ._rates import LearningRates
+
+__all__ = ["LearningRateCallback", "schedule_spec"]
+
+# The six built-in Keras schedules and the fields of their get_config() that the contract names alike.
+_KERAS_SCHEDULES: dict[type, tuple[str, tuple[str, ...]]] = {
+    keras_schedules.ExponentialDecay: (
+        "exponential_decay", ("initial_learning_rate", "decay_steps", "decay_rate", "staircase")),
+    keras_schedules.InverseTimeDecay: (
+        "inverse_time_decay", ("initial_learning_rate", "decay_steps", "decay_rate", "staircase")),
+    keras_schedules.PolynomialDecay: (
+        "polynomial_decay", ("initial_learning_rate", "decay_steps", "end_learning_rate", "power", "cycle")),
+    keras_schedules.PiecewiseConstantDecay: ("piecewise_constant", ("boundaries", "values")),
+    keras_schedules.CosineDecay: (
+        "cosine_decay", ("initial_learning_rate", "decay_steps", "alpha", "warmup_target", "warmup_steps")),
+    keras_schedules.CosineDecayRestarts: (
+        "cosine_decay_restarts", ("initial_learning_rate", "first_decay_steps", "t_mul", "m_mul", "alpha")),
+}
+
+# Batch mode prefetches one epoch of learning rates; this is the epoch length when Keras cannot tell it.
+_UNKNOWN_EPOCH_LENGTH = 1000
+
+
+def _plain(value: Any) -> Any:
+    """A config value as plain JSON: lists elementwise; NumPy and tensor scalars as Python scalars."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return keras.ops.convert_to_numpy(value).item()
+
+
+def schedule_spec(schedule: keras_schedules.LearningRateSchedule) -> dict[str, Any]:
+    """The contract's schedule for one of the six built-in Keras schedules, read from its `get_config()`.
+
+    >>> schedule_spec(keras.optimizers.schedules.ExponentialDecay(0.1, 1000, 0.96))["type"]
+    'exponential_decay'
+    """
+    kind = type(schedule)
+    if kind not in _KERAS_SCHEDULES:  # subclasses too: they may compute something else
+        names = ", ".join(k.__name__ for k in _KERAS_SCHEDULES)
+        raise TypeError(
+            f"Only the built-in Keras schedules ({names}) can be converted to a run spec; write other "
+            f"schedules as a spec dict (e.g. {{'type': 'expression', ...}}). Received: {kind.__name__}"
+        )
+    name, fields = _KERAS_SCHEDULES[kind]
+    config = schedule.get_config()
+    spec = {"type": name, **{field: _plain(config[field]) for field in fields}}
+    if name == "piecewise_constant":
+        spec["values"] = [float(v) for v in spec["values"]]
+    return spec
+
+
+def run_spec(spec: Mapping[str, Any] | keras_schedules.LearningRateSchedule | None) -> dict[str, Any] | None:
+    """A spec dict for the service; a Keras schedule object (alone or as "schedule") counts in batches."""
+    if spec is None:
+        return None
+    if isinstance(spec, keras_schedules.LearningRateSchedule):
+        return {"schedule": schedule_spec(spec), "step_unit": "batch"}
+    if not isinstance(spec, Mapping):
+        raise TypeError(
+            "spec must be a run spec dict or a Keras LearningRateSchedule object. "
+            f"Received: spec={spec!r} of type {type(spec).__name__}"
+        )
+    converted = dict(spec)
+    if isinstance(converted.get("schedule"), keras_schedules.LearningRateSchedule):
+        converted["schedule"] = schedule_spec(converted["schedule"])
+        converted.setdefault("step_unit", "batch")  # the unit Keras evaluates its schedules in
+    return converted
+
+
+def _optimizers(optimizer: Any) -> list[Any]:
+    return list(getattr(optimizer, "optimizers", None) or [optimizer])
+
+
+def _check_settable(optimizer: Any) -> None:
+    for opt in _optimizers(optimizer):
+        schedule = getattr(opt, "_learning_rate", None)
+        if isinstance(schedule, keras_schedules.LearningRateSchedule):
+            raise TypeError(
+                "LearningRateCallback sets the optimizer's learning rate, but this optimizer was built with "
+                f"a LearningRateSchedule object ({type(schedule).__name__}), whose learning rate cannot be set. "
+                "Build the optimizer with a float learning_rate and give the schedule to the callback: "
+                f"LearningRateCallback(run_id, spec=schedule). Received: learning_rate={schedule!r}"
+            )
+
+
+def _closing_on_error(hook: Callable[..., None]) -> Callable[..., None]:
+    """A training event that closes the callback's own client when it stops training."""
+
+    @functools.wraps(hook)
+    def wrapper(self: LearningRateCallback, *args: Any, **kwargs: Any) -> None:
+        try:
+            hook(self, *args, **kwargs)
+        except BaseException:
+            self.on_train_end()  # Keras skips on_train_end when fit raises
+            raise
+
+    return wrapper
+
+
+class LearningRateCallback(keras.callbacks.Callback):
+    """Set the optimizer's learning rate from an lrserve run, before every epoch or every batch.
+
+    The run's `step_unit` decides: `"epoch"` sets the lr of epoch N (the `epoch` Keras passes,
+    so `initial_epoch` resumes correctly) in `on_epoch_begin`; `"batch"` sets the lr of the global
+    step (`optimizer.iterations` at the epoch's start plus the batch index, so a restored optimizer
+    resumes correctly) in `on_train_batch_begin`, from a cache filled one epoch at a time.
+    At each epoch end the numeric logs are reported (at the epoch index, or in batch units at the
+    step of the epoch's last batch) and `logs["learning_rate"]` is the lr used last.
+
+    Args:
+        run_id: the run's id.
+        base_url: the service; default `$LRSERVE_URL`, else `http://127.0.0.1:8000`.
+        spec: create the run at train begin (the same spec again is fine; a different one is an
+            error). A spec dict, or a built-in Keras `LearningRateSchedule` (counted in batches).
+        report: `True` (report every epoch), `False`, or `"chief"`: only the chief process reports
+            (`RANK`/`TF_CONFIG`/`LOCAL_RANK` or `is_chief()`), the others wait for its report when
+            the run has a plateau tracker. Use `"chief"` when workers do not all-reduce their metrics.
+        on_error: `"raise"` stops training when the service cannot be reached; `"last"` keeps the
+            last known lr, warns once, and resends missed reports when the service answers again.
+        verbose: 1 prints each lr change made at an epoch boundary and each plateau reduction.
+        token: bearer token; default `$LRSERVE_TOKEN`.
+        client: an `lrclient.Client` to use instead of creating one.
+        is_chief: decides "chief" instead of the environment.
+        chief_timeout: seconds a non-reporting worker waits for the chief's report.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        base_url: str | None = None,
+        spec: Mapping[str, Any] | keras_schedules.LearningRateSchedule | None = None,
+        report: Report = True,
+        on_error: OnError = "raise",
+        verbose: int = 0,
+        token: str | None = None,
+        client: Client | None = None,
+        *,
+        is_chief: Callable[[], bool] | None = None,
+        chief_timeout: float = 600.0,
+    ) -> None:
+        super().__init__()
+        check_choices(report, on_error)
+        self.run_id = run_id
+        self.spec = run_spec(spec)
+        self.report = report
+        self.on_error: OnError = on_error
+        self.verbose = verbose
+        self.is_chief = is_chief
+        self.chief_timeout = chief_timeout
+        self._base_url, self._token = base_url, token
+        self._given_client = client
+        self.client: Client | None = None
+        self.rates: LearningRates | None = None
+        self.step_unit: str | None = None
+        self.learning_rate: float | None = None  # the lr set last
+
+    # -- training events -------------------------------------------------------------------------
+
+    @_closing_on_error
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        _check_settable(self.model.optimizer)
+        self.on_train_end()  # a previous fit that raised never reached its on_train_end
+        self.client = self._given_client or Client(base_url=self._base_url, token=self._token)
+        run = open_run(self.client, self.run_id, self.spec)
+        self.step_unit = run.spec["step_unit"]
+        steps = self.params.get("steps") if self.params else None
+        horizon = (steps or _UNKNOWN_EPOCH_LENGTH) if self.step_unit == "batch" else None
+        self.rates = LearningRates(self.client, self.run_id, horizon=horizon, on_error=self.on_error)
+        self._reporting = reports_here(self.report, self.is_chief)
+        waits = waits_for_chief(self.report, self._reporting, run.spec.get("plateau"))
+        self._waiter = ReportWaiter(self.client, self.rates, self.run_id, self.chief_timeout) if waits else None
+        self._pending = PendingReports(self.run_id)
+        self.learning_rate = None
+
+    @_closing_on_error
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.step_unit == "batch":
+            # Read once per epoch: on JAX the optimizer's variables are only synced between epochs.
+            self._epoch_start = self._iterations()
+        if not self._flushed(throttle=False):
+            return  # still in an outage with reports queued: keep the last lr
+        self._refresh()
+        if self.step_unit == "epoch":
+            self._set(self.rates.lr(epoch), epoch)
+
+    @_closing_on_error
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.step_unit == "batch" and self._flushed(throttle=True):
+            self._set(self.rates.lr(self._epoch_start + batch), None)
+
+    @_closing_on_error
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        step = epoch if self.step_unit == "epoch" else self._iterations() - 1
+        if step >= 0:
+            if self._reporting:
+                outcome = self._pending.send(self.rates, step, encode_metrics(logs), self.on_error)
+                if outcome is not None and outcome.reduced and self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: lrserve reduced the learning rate to {outcome.next_lr:.6g} "
+                          f"from step {step + 1} on (run '{self.run_id}').")
+            elif self._waiter is not None:
+                self._wait_for(step)
+        if logs is not None and self.learning_rate is not None:
+            logs["learning_rate"] = self.learning_rate
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._given_client is None and self.client is not None:
+            self.client.close()
+        self.client = None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _iterations(self) -> int:
+        return int(self.model.optimizer.iterations)
+
+    def _set(self, lr: float, epoch: int | None) -> None:
+        # Only a change touches the model: on JAX `self.model` syncs the training state back into
+        # the variables, so that the assignment takes effect from the next batch on.
+        if lr == self.learning_rate:
+            return
+        for optimizer in _optimizers(self.model.optimizer):
+            optimizer.learning_rate = lr
+        self.learning_rate = lr
+        if epoch is not None and self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateCallback setting learning rate to {lr:.6g}.")
+
+    def _flushed(self, throttle: bool) -> bool:
+        """No report waits to be resent (reports missed in an outage go before any new lr is read)."""
+        if self._pending.queue:
+            self._pending.flush(self.rates, self.on_error, throttle=throttle)
+        return not self._pending.queue
+
+    def _refresh(self) -> None:
+        """Revalidate the cache at an epoch boundary; an outage is the lr lookup's business."""
+        try:
+            self.rates.refresh()
+        except ServiceUnreachable:
+            if self.on_error == "raise":
+                raise
+
+    def _wait_for(self, step: int) -> None:
+        try:
+            self._waiter.wait_for(step)
+        except ServiceUnreachable:
+            if self.on_error == "raise":
+                raise
+

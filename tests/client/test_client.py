@@ -1,0 +1,188 @@
+"""Client: every method against a real lrserve process, with values computed by hand from simple specs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import httpx
+import lrclient
+import numpy as np
+import pytest
+
+from ._helpers import HALVING, PIECEWISE, CountingTransport, Server, free_port, running_server
+
+
+def test_create_run_says_whether_it_created_the_run_and_returns_the_normalized_spec(
+    client: lrclient.Client, run_id: str
+) -> None:
+    first = client.create_run(run_id, HALVING)
+    again = client.create_run(run_id, HALVING)
+    assert (first.created, again.created) == (True, False)
+    assert first.run_id == run_id
+    assert first.spec["step_unit"] == "epoch", "defaults are filled in"
+    assert first.spec["plateau"]["patience"] == 1 and first.spec["plateau"]["mode"] == "auto"
+    assert (first.latest_step, first.reports, first.revisions, first.version) == (None, 0, (), 0)
+    assert first.state == lrclient.TrackerState(best=None, wait=0, cooldown_counter=0, reductions=0)
+    assert first.step_unit == "epoch" and first.plateau == first.spec["plateau"]
+
+
+def test_get_run_reflects_reports_revisions_and_versions(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, HALVING)
+    client.report(run_id, 0, {"val_loss": 1.0})
+    client.revise(run_id, 5, {"type": "constant", "learning_rate": 0.2}, reason="longer run")
+    run = client.get_run(run_id)
+    assert (run.latest_step, run.reports, run.version, run.created) == (0, 1, 2, False)
+    assert run.state is not None and run.state.best == 1.0
+    (revision,) = run.revisions
+    assert (revision.run_id, revision.from_step, revision.reason) == (run_id, 5, "longer run")
+    assert revision.schedule["learning_rate"] == 0.2
+
+
+def test_get_run_if_changed_is_none_until_the_run_changes(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, HALVING)
+    seen = client.get_run(run_id)
+    assert seen.etag is not None
+    assert client.get_run_if_changed(run_id, seen.etag) is None
+    client.report(run_id, 0, {"val_loss": 1.0})
+    changed = client.get_run_if_changed(run_id, seen.etag)
+    assert changed is not None and changed.version == seen.version + 1 and changed.latest_step == 0
+    assert changed.etag not in (None, seen.etag)
+
+
+def test_delete_run_removes_it(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, HALVING)
+    assert client.delete_run(run_id) is None
+    with pytest.raises(lrclient.NotFound):
+        client.get_run(run_id)
+
+
+def test_list_runs_pages_oldest_first_and_iter_runs_walks_every_page(client: lrclient.Client, run_id: str) -> None:
+    mine = [f"{run_id}-{i}" for i in range(3)]
+    for each in mine:
+        client.create_run(each, PIECEWISE)
+    page = client.list_runs(limit=2)
+    assert len(page.runs) == 2 and page.next_cursor is not None
+    rest = client.list_runs(limit=1000, cursor=page.next_cursor)
+    assert not {r.run_id for r in page.runs} & {r.run_id for r in rest.runs}, "pages do not overlap"
+    listed = [r for r in client.iter_runs(page_size=2) if r.run_id in mine]
+    assert [r.run_id for r in listed] == mine
+    assert all(isinstance(r, lrclient.RunSummary) and r.version == 0 and r.latest_step is None for r in listed)
+    assert listed[0].spec["schedule"]["values"] == [0.3, 0.2, 0.1]
+
+
+def test_lr_and_lr_range_serve_the_schedule(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, PIECEWISE)
+    assert [client.lr(run_id, step) for step in (0, 2, 3, 4, 5, 1000)] == [0.3, 0.3, 0.2, 0.2, 0.1, 0.1]
+    every_other = client.lr_range(run_id, 0, 7, every=2)
+    assert every_other.lr == (0.3, 0.3, 0.2, 0.1)
+    assert list(every_other.steps) == [0, 2, 4, 6]
+    assert (every_other.run_id, every_other.start, every_other.stop, every_other.every, every_other.version) == (
+        run_id, 0, 7, 2, 0)
+
+
+def test_report_returns_the_next_lr_and_whether_it_reduced(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, HALVING)
+    first = client.report(run_id, 0, {"val_loss": 1.0})
+    worse = client.report(run_id, 1, {"val_loss": 2.0})
+    assert (first.step, first.next_lr, first.reduced, first.version) == (0, 0.1, False, 1)
+    assert (worse.step, worse.next_lr, worse.reduced, worse.version) == (1, 0.05, True, 2)
+    assert worse.state == lrclient.TrackerState(best=1.0, wait=0, cooldown_counter=0, reductions=1)
+    assert client.report(run_id, 1, {"val_loss": 2.0}) == worse, "an exact repeat returns the original outcome"
+
+
+def test_reports_lists_each_accepted_report_with_its_outcome(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, HALVING)
+    client.report(run_id, 0, {"val_loss": 1.0, "accuracy": 0.5})
+    client.report(run_id, 3, {"val_loss": 2.0})
+    entries = client.reports(run_id)
+    assert [(e.step, dict(e.metrics), e.reduced, e.next_lr) for e in entries] == [
+        (0, {"val_loss": 1.0, "accuracy": 0.5}, False, 0.1),
+        (3, {"val_loss": 2.0}, True, 0.05),
+    ]
+    assert entries[1].state is not None and entries[1].state.reductions == 1
+    assert all(e.received_at.endswith("Z") or "+" in e.received_at for e in entries)
+
+
+def test_rewind_forgets_later_reports_and_returns_the_run(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, HALVING)
+    for step, loss in enumerate([1.0, 2.0, 3.0]):
+        client.report(run_id, step, {"val_loss": loss})
+    run = client.rewind(run_id, 0)
+    assert (run.latest_step, run.reports, run.version) == (0, 1, 4)
+    assert client.lr(run_id, 1) == 0.1, "the reductions after step 0 are forgotten"
+    assert client.rewind(run_id, -1).latest_step is None
+
+
+def test_revise_changes_the_schedule_from_a_future_step(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, PIECEWISE)
+    revision = client.revise(run_id, 10, {"type": "constant", "learning_rate": 0.01}, reason="fine-tune")
+    assert isinstance(revision, lrclient.Revision)
+    assert (revision.run_id, revision.from_step, revision.reason) == (run_id, 10, "fine-tune")
+    assert client.lr_range(run_id, 8, 12).lr == (0.1, 0.1, 0.01, 0.01)
+
+
+def test_health_and_ready_are_true_for_a_running_server(client: lrclient.Client) -> None:
+    assert client.health() is True
+    assert client.ready() is True
+
+
+def test_ready_is_false_when_the_storage_is_gone_and_health_stays_true(tmp_path: Path) -> None:
+    path = tmp_path / "doomed.db"
+    with running_server(f"sqlite:///{path}") as server, lrclient.Client(server.url) as client:
+        assert client.ready() is True
+        path.unlink()
+        assert client.ready() is False
+        assert client.health() is True
+
+
+def test_health_and_ready_make_one_attempt_and_say_false_when_nothing_listens() -> None:
+    counting = CountingTransport()
+    with lrclient.Client(f"http://127.0.0.1:{free_port()}", transport=counting, retries=3) as client:
+        assert client.health() is False
+        assert client.ready() is False
+    assert len(counting.requests) == 2, "no retries for a probe"
+
+
+def test_non_finite_metrics_are_sent_as_the_contract_strings_and_read_back_as_floats(
+    client: lrclient.Client, api: httpx.Client, run_id: str
+) -> None:
+    client.create_run(run_id, HALVING)
+    metrics = {"val_loss": math.nan, "up": math.inf, "down": -math.inf, "np": np.float32(0.25), "n": 3}
+    client.report(run_id, 0, metrics)
+    stored = api.get(f"/runs/{run_id}/metrics").json()["reports"][0]["metrics"]
+    assert stored == {"val_loss": "NaN", "up": "Infinity", "down": "-Infinity", "np": 0.25, "n": 3.0}
+    (entry,) = client.reports(run_id)
+    assert math.isnan(entry.metrics["val_loss"])
+    assert (entry.metrics["up"], entry.metrics["down"], entry.metrics["np"]) == (math.inf, -math.inf, 0.25)
+    repeat = client.report(run_id, 0, metrics)
+    assert repeat.version == 1, "the same non-finite report again is an exact repeat"
+
+
+def test_a_metric_that_is_not_a_number_is_refused_before_sending(client: lrclient.Client, run_id: str,
+                                                                  counting: CountingTransport) -> None:
+    with pytest.raises(TypeError, match="val_loss"):
+        client.report(run_id, 0, {"val_loss": [1.0, 2.0]})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="bool"):
+        client.report(run_id, 0, {"val_loss": True})
+    assert counting.requests == []
+
+
+def test_dot_run_ids_reach_their_own_run_rather_than_a_collapsed_path(client: lrclient.Client, run_id: str) -> None:
+    client.create_run(run_id, PIECEWISE)
+    for dots in (".", ".."):
+        assert client.create_run(dots, HALVING).created is True
+        assert client.get_run(dots).run_id == dots
+        assert client.lr(dots, 0) == 0.1
+        client.delete_run(dots)
+    assert client.get_run(run_id).run_id == run_id
+
+
+def test_one_connection_is_reused_and_closed_with_the_client(server: Server) -> None:
+    counting = CountingTransport()
+    with lrclient.Client(server.url, transport=counting) as client:
+        for _ in range(5):
+            client.health()
+    assert len(counting.local_ports) == 5 and len(set(counting.local_ports)) == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        client.lr("any", 0)
