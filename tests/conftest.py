@@ -74,13 +74,18 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 30.
 
 @contextmanager
 def running_server(
-    database_url: str, env: Mapping[str, str] | None = None, args: list[str] | None = None
+    database_url: str, env: Mapping[str, str] | None = None, args: list[str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Server]:
-    """Start `lrserve serve` on a free port, yield it once healthy, stop it on exit."""
-    port = free_port()
+    """Start `lrserve serve` (on `port`, or a free one), yield it once healthy, stop it on exit.
+
+    The process inherits no LRSERVE_* variable from the developer's environment, only `env`.
+    """
+    port = port if port is not None else free_port()
     command = [sys.executable, "-m", "lrserve", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--database", database_url, *(args or [])]
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}
+    process = subprocess.Popen(command, env={**inherited, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process)

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import httpx
 
-try:
-    from conftest import Server, free_port, running_server, stop_process, wait_until_healthy
-except ImportError:  # tests/ turned into a package
-    from tests.conftest import Server, free_port, running_server, stop_process, wait_until_healthy
+from conftest import Server, free_port, running_server
 
 __all__ = [
     "HALVING",
@@ -79,16 +73,6 @@ class AsyncCountingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-@contextmanager
-def serve_on(port: int, database_url: str, env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """`lrserve serve` on exactly `port` (unlike `running_server`), so a client can outlive one server."""
-    command = [sys.executable, "-m", "lrserve", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--database", database_url]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}
-    process = subprocess.Popen(command, env={**environment, **(env or {})}, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
-        yield Server(url=url, process=process, database_url=database_url)
-    finally:
-        stop_process(process)
+def serve_on(port: int, database_url: str, env: Mapping[str, str] | None = None) -> AbstractContextManager[Server]:
+    """`lrserve serve` on exactly `port` (unlike a free one), so a client can outlive one server."""
+    return running_server(database_url, env=env, port=port)

@@ -15,13 +15,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import installed_script, stop_process
+from conftest import installed_script, stop_process, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -238,18 +237,11 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def wait_for_healthz(url: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the image CMD exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"the image CMD did not answer /healthz within {timeout}s:\n{log.read_text()}")
+def wait_for_healthz(url: str, process: subprocess.Popen, log: Path) -> None:
+    try:
+        wait_until_healthy(url, process)
+    except RuntimeError as error:
+        pytest.fail(f"the image CMD did not serve /healthz: {error}\n{log.read_text()}")
 
 
 def run_healthcheck(argv: list[str], env: dict[str, str], timeout: float) -> int:

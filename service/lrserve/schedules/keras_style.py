@@ -14,6 +14,12 @@ Rate = Annotated[float, Field(ge=0)]
 PositiveSteps = Annotated[float, Field(gt=0)]
 
 
+def _progress(step: np.ndarray, decay_steps: float, staircase: bool) -> np.ndarray:
+    """`step / decay_steps`, floored when `staircase`: the exponent of the two Keras decays below."""
+    p = step / decay_steps
+    return np.floor(p) if staircase else p
+
+
 class ExponentialDecay(ScheduleModel):
     """Keras `ExponentialDecay`: `lr = initial * decay_rate ** (step / decay_steps)` (floored if staircase)."""
 
@@ -25,9 +31,7 @@ class ExponentialDecay(ScheduleModel):
 
     def build(self) -> ScheduleFn:
         def fn(step: np.ndarray) -> np.ndarray:
-            p = step / self.decay_steps
-            if self.staircase:
-                p = np.floor(p)
+            p = _progress(step, self.decay_steps, self.staircase)
             return self.initial_learning_rate * np.power(self.decay_rate, p)
 
         return fn
@@ -47,9 +51,7 @@ class InverseTimeDecay(ScheduleModel):
 
     def build(self) -> ScheduleFn:
         def fn(step: np.ndarray) -> np.ndarray:
-            p = step / self.decay_steps
-            if self.staircase:
-                p = np.floor(p)
+            p = _progress(step, self.decay_steps, self.staircase)
             return self.initial_learning_rate / (1.0 + self.decay_rate * p)
 
         return fn

@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lrserve.errors import RunNotFound, StorageUnavailable
 from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Store, StoredRun
+from lrserve.store.rows import report_from_row, report_to_row, revision_from_row, revision_to_row, run_from_row
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -88,13 +89,9 @@ class PostgresStore(Store):
                 "ORDER BY position", (row[0],)
             ).fetchall()
         return StoredRun(
-            run=_run(row),
-            reports=[
-                ReportRecord(step, json.loads(metrics), reduced, next_lr,
-                             json.loads(state) if state else None, received_at)
-                for step, metrics, reduced, next_lr, state, received_at in reports
-            ],
-            revisions=[RevisionRecord(f, json.loads(s), r, c) for f, s, r, c in revisions],
+            run=run_from_row(*row),
+            reports=[report_from_row(*r) for r in reports],
+            revisions=[revision_from_row(*r) for r in revisions],
         )
 
     def list_runs(self, after_seq: int, limit: int) -> list[RunRecord]:
@@ -105,7 +102,7 @@ class PostgresStore(Store):
                 "FROM runs WHERE seq > %s ORDER BY seq LIMIT %s",
                 (after_seq, limit),
             ).fetchall()
-        return [_run(row[:5], latest_step=row[5]) for row in rows]
+        return [run_from_row(*row) for row in rows]
 
     def delete_run(self, run_id: str) -> bool:
         with self._transaction() as db:
@@ -117,8 +114,7 @@ class PostgresStore(Store):
             db.execute(
                 "INSERT INTO reports (run_seq, step, metrics, reduced, next_lr, state, received_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (seq, report.step, json.dumps(report.metrics), report.reduced, report.next_lr,
-                 json.dumps(report.state) if report.state is not None else None, report.received_at),
+                (seq, *report_to_row(report)),
             )
             return _bump(db, seq)
 
@@ -135,8 +131,7 @@ class PostgresStore(Store):
             db.execute(
                 "INSERT INTO revisions (run_seq, position, from_step, schedule, reason, created_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                (seq, position, revision.from_step, json.dumps(revision.schedule), revision.reason,
-                 revision.created_at),
+                (seq, position, *revision_to_row(revision)),
             )
             return _bump(db, seq)
 
@@ -146,12 +141,6 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._pool.close()
-
-
-def _run(row: tuple, latest_step: int | None = None) -> RunRecord:
-    seq, run_id, spec, created_at, version = row
-    return RunRecord(run_id=run_id, spec=json.loads(spec), created_at=created_at, version=version, seq=seq,
-                     latest_step=latest_step)
 
 
 def _lock_run(db: psycopg.Connection, run_id: str) -> int:

@@ -8,10 +8,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 
 from lrserve.errors import RunNotFound, StorageUnavailable
 from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Store, StoredRun
+from lrserve.store.rows import report_from_row, report_to_row, revision_from_row, revision_to_row, run_from_row
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -100,13 +100,9 @@ class SqliteStore(Store):
                 (seq,),
             ).fetchall()
         return StoredRun(
-            run=_run(row),
-            reports=[
-                ReportRecord(step, json.loads(metrics), bool(reduced), next_lr,
-                             json.loads(state) if state else None, received_at)
-                for step, metrics, reduced, next_lr, state, received_at in reports
-            ],
-            revisions=[RevisionRecord(f, json.loads(s), r, c) for f, s, r, c in revisions],
+            run=run_from_row(*row),
+            reports=[report_from_row(*r) for r in reports],
+            revisions=[revision_from_row(*r) for r in revisions],
         )
 
     def list_runs(self, after_seq: int, limit: int) -> list[RunRecord]:
@@ -117,7 +113,7 @@ class SqliteStore(Store):
                 "FROM runs WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
-        return [replace(_run(row[:5]), latest_step=row[5]) for row in rows]
+        return [run_from_row(*row) for row in rows]
 
     def delete_run(self, run_id: str) -> bool:
         with self._transaction() as db:
@@ -129,8 +125,7 @@ class SqliteStore(Store):
             db.execute(
                 "INSERT INTO reports (run_seq, step, metrics, reduced, next_lr, state, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, report.step, json.dumps(report.metrics), int(report.reduced), report.next_lr,
-                 json.dumps(report.state) if report.state is not None else None, report.received_at),
+                (seq, *report_to_row(report)),
             )
             return _bump(db, seq)
 
@@ -149,8 +144,7 @@ class SqliteStore(Store):
             db.execute(
                 "INSERT INTO revisions (run_seq, position, from_step, schedule, reason, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, position, revision.from_step, json.dumps(revision.schedule), revision.reason,
-                 revision.created_at),
+                (seq, position, *revision_to_row(revision)),
             )
             return _bump(db, seq)
 
@@ -163,11 +157,6 @@ class SqliteStore(Store):
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _run(row: tuple) -> RunRecord:
-    seq, run_id, spec, created_at, version = row
-    return RunRecord(run_id=run_id, spec=json.loads(spec), created_at=created_at, version=version, seq=seq)
 
 
 def _seq(db: sqlite3.Connection, run_id: str) -> int:

@@ -1,0 +1,33 @@
+"""Records to and from the rows both SQL backends store: JSON documents as text, nothing else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord
+
+
+def run_from_row(seq: int, run_id: str, spec: str, created_at: str, version: int,
+                 latest_step: int | None = None) -> RunRecord:
+    return RunRecord(run_id=run_id, spec=json.loads(spec), created_at=created_at, version=version, seq=seq,
+                     latest_step=latest_step)
+
+
+def report_from_row(step: int, metrics: str, reduced: Any, next_lr: float, state: str | None,
+                    received_at: str) -> ReportRecord:
+    return ReportRecord(step, json.loads(metrics), bool(reduced), next_lr,
+                        json.loads(state) if state else None, received_at)
+
+
+def report_to_row(report: ReportRecord) -> tuple[int, str, bool, float, str | None, str]:
+    state = json.dumps(report.state) if report.state is not None else None
+    return (report.step, json.dumps(report.metrics), report.reduced, report.next_lr, state, report.received_at)
+
+
+def revision_from_row(from_step: int, schedule: str, reason: str, created_at: str) -> RevisionRecord:
+    return RevisionRecord(from_step, json.loads(schedule), reason, created_at)
+
+
+def revision_to_row(revision: RevisionRecord) -> tuple[int, str, str, str]:
+    return (revision.from_step, json.dumps(revision.schedule), revision.reason, revision.created_at)
