@@ -17,6 +17,8 @@ class Settings:
     token: str | None = None
     max_body_bytes: int = 1024 * 1024
     access_log: bool = False
+    cache_seconds: float = 1.0
+    """How long a run's in-memory view is served before one query checks it is still current."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -27,4 +29,5 @@ class Settings:
             token=env.get("LRSERVE_TOKEN") or None,
             max_body_bytes=int(env.get("LRSERVE_MAX_BODY_BYTES", cls.max_body_bytes)),
             access_log=env.get("LRSERVE_ACCESS_LOG", "") in ("1", "true", "yes"),
+            cache_seconds=float(env.get("LRSERVE_CACHE_SECONDS", cls.cache_seconds)),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lrserve.errors import RunNotFound
-from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Store, open_store
+from lrserve.store import ReportRecord, RevisionRecord, RunRecord, StaleRun, Store, open_store
 
 SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1}, "plateau": None, "step_unit": "epoch"}
 
@@ -106,3 +106,27 @@ def test_a_second_store_on_the_same_database_sees_what_the_first_committed(datab
         second.ping()
     finally:
         second.close()
+
+
+def test_a_write_decided_on_an_outdated_stamp_is_refused_and_changes_nothing(store: Store) -> None:
+    store.create_run(run("a"))
+    stamp = store.stamp("a")
+    assert stamp is not None and stamp[1] == 0
+    store.append_report("a", report(0), expected=stamp)
+    assert store.stamp("a") == (stamp[0], 1)
+    with pytest.raises(StaleRun):
+        store.append_report("a", report(1), expected=stamp)  # somebody else wrote since `stamp`
+    with pytest.raises(StaleRun):
+        store.truncate_reports("a", -1, expected=stamp)
+    with pytest.raises(StaleRun):
+        store.append_revision("a", RevisionRecord(5, {}, "", "t"), expected=stamp)
+    assert [r.step for r in store.load("a").reports] == [0]  # type: ignore[union-attr]
+    assert store.stamp("missing") is None
+
+
+def test_a_run_created_again_has_a_new_stamp(store: Store) -> None:
+    store.create_run(run("a"))
+    first = store.stamp("a")
+    store.delete_run("a")
+    store.create_run(run("a"))
+    assert store.stamp("a") != first

@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.database_url)
-        app.state.runs = Runs(store)
+        app.state.runs = Runs(store, revalidate_after=settings.cache_seconds)
         try:
             yield
         finally:

@@ -11,6 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+Stamp = tuple[int, int]
+"""(seq, version): which creation of a run, and how many writes it has seen."""
+
+
+class StaleRun(Exception):
+    """A write expected a stamp the run no longer has: another process wrote first. Never shown to users."""
+
+
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str
@@ -68,15 +76,22 @@ class Store(ABC):
         """Remove the run, its reports and revisions; False when there was no such run."""
 
     @abstractmethod
-    def append_report(self, run_id: str, report: ReportRecord) -> int:
+    def stamp(self, run_id: str) -> Stamp | None:
+        """The run's (seq, version), or None: a cheap way to tell whether a cached copy is current."""
+
+    # Every write takes the stamp of the copy it was decided on, and raises StaleRun if the run has
+    # moved since (another service process on the same database wrote first).
+
+    @abstractmethod
+    def append_report(self, run_id: str, report: ReportRecord, expected: Stamp | None = None) -> int:
         """Add a report and return the run's new version."""
 
     @abstractmethod
-    def truncate_reports(self, run_id: str, after_step: int) -> int:
+    def truncate_reports(self, run_id: str, after_step: int, expected: Stamp | None = None) -> int:
         """Delete the reports on steps > `after_step` and return the run's new version."""
 
     @abstractmethod
-    def append_revision(self, run_id: str, revision: RevisionRecord) -> int:
+    def append_revision(self, run_id: str, revision: RevisionRecord, expected: Stamp | None = None) -> int:
         """Add a revision and return the run's new version."""
 
     @abstractmethod

@@ -9,9 +9,16 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from lrserve.errors import RunNotFound, StorageUnavailable
-from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Store, StoredRun
-from lrserve.store.rows import report_from_row, report_to_row, revision_from_row, revision_to_row, run_from_row
+from lrserve.errors import StorageUnavailable
+from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Stamp, Store, StoredRun
+from lrserve.store.rows import (
+    checked_seq,
+    report_from_row,
+    report_to_row,
+    revision_from_row,
+    revision_to_row,
+    run_from_row,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -108,9 +115,9 @@ class PostgresStore(Store):
         with self._transaction() as db:
             return db.execute("DELETE FROM runs WHERE run_id = %s", (run_id,)).rowcount == 1
 
-    def append_report(self, run_id: str, report: ReportRecord) -> int:
+    def append_report(self, run_id: str, report: ReportRecord, expected: Stamp | None = None) -> int:
         with self._transaction() as db:
-            seq = _lock_run(db, run_id)
+            seq = _locked_run(db, run_id, expected)
             db.execute(
                 "INSERT INTO reports (run_seq, step, metrics, reduced, next_lr, state, received_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -118,15 +125,15 @@ class PostgresStore(Store):
             )
             return _bump(db, seq)
 
-    def truncate_reports(self, run_id: str, after_step: int) -> int:
+    def truncate_reports(self, run_id: str, after_step: int, expected: Stamp | None = None) -> int:
         with self._transaction() as db:
-            seq = _lock_run(db, run_id)
+            seq = _locked_run(db, run_id, expected)
             db.execute("DELETE FROM reports WHERE run_seq = %s AND step > %s", (seq, after_step))
             return _bump(db, seq)
 
-    def append_revision(self, run_id: str, revision: RevisionRecord) -> int:
+    def append_revision(self, run_id: str, revision: RevisionRecord, expected: Stamp | None = None) -> int:
         with self._transaction() as db:
-            seq = _lock_run(db, run_id)
+            seq = _locked_run(db, run_id, expected)
             (position,) = db.execute("SELECT COUNT(*) FROM revisions WHERE run_seq = %s", (seq,)).fetchone()
             db.execute(
                 "INSERT INTO revisions (run_seq, position, from_step, schedule, reason, created_at) "
@@ -134,6 +141,11 @@ class PostgresStore(Store):
                 (seq, position, *revision_to_row(revision)),
             )
             return _bump(db, seq)
+
+    def stamp(self, run_id: str) -> Stamp | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT seq, version FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def ping(self) -> None:
         with self._transaction() as db:
@@ -143,12 +155,10 @@ class PostgresStore(Store):
         self._pool.close()
 
 
-def _lock_run(db: psycopg.Connection, run_id: str) -> int:
-    """The run's row, locked until the transaction ends, so its writes are serialized in the database too."""
-    row = db.execute("SELECT seq FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
-    if row is None:
-        raise RunNotFound(run_id)
-    return row[0]
+def _locked_run(db: psycopg.Connection, run_id: str, expected: Stamp | None) -> int:
+    """The run's seq, its row locked until the transaction ends, so writes are serialized in the database."""
+    row = db.execute("SELECT seq, version FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
+    return checked_seq(row, run_id, expected)
 
 
 def _bump(db: psycopg.Connection, seq: int) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord
+from lrserve.errors import RunNotFound
+from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Stamp, StaleRun
 
 
 def run_from_row(seq: int, run_id: str, spec: str, created_at: str, version: int,
@@ -31,3 +32,12 @@ def revision_from_row(from_step: int, schedule: str, reason: str, created_at: st
 
 def revision_to_row(revision: RevisionRecord) -> tuple[int, str, str, str]:
     return (revision.from_step, json.dumps(revision.schedule), revision.reason, revision.created_at)
+
+
+def checked_seq(row: Stamp | None, run_id: str, expected: Stamp | None) -> int:
+    """The seq of the run's (seq, version) row: RunNotFound if it is gone, StaleRun if it moved past `expected`."""
+    if row is None:
+        raise RunNotFound(run_id)
+    if expected is not None and tuple(row) != tuple(expected):
+        raise StaleRun(run_id)
+    return row[0]

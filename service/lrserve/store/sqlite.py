@@ -9,9 +9,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lrserve.errors import RunNotFound, StorageUnavailable
-from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Store, StoredRun
-from lrserve.store.rows import report_from_row, report_to_row, revision_from_row, revision_to_row, run_from_row
+from lrserve.errors import StorageUnavailable
+from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Stamp, Store, StoredRun
+from lrserve.store.rows import (
+    checked_seq,
+    report_from_row,
+    report_to_row,
+    revision_from_row,
+    revision_to_row,
+    run_from_row,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -119,9 +126,9 @@ class SqliteStore(Store):
         with self._transaction() as db:
             return db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount == 1
 
-    def append_report(self, run_id: str, report: ReportRecord) -> int:
+    def append_report(self, run_id: str, report: ReportRecord, expected: Stamp | None = None) -> int:
         with self._transaction() as db:
-            seq = _seq(db, run_id)
+            seq = _locked_run(db, run_id, expected)
             db.execute(
                 "INSERT INTO reports (run_seq, step, metrics, reduced, next_lr, state, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -129,15 +136,15 @@ class SqliteStore(Store):
             )
             return _bump(db, seq)
 
-    def truncate_reports(self, run_id: str, after_step: int) -> int:
+    def truncate_reports(self, run_id: str, after_step: int, expected: Stamp | None = None) -> int:
         with self._transaction() as db:
-            seq = _seq(db, run_id)
+            seq = _locked_run(db, run_id, expected)
             db.execute("DELETE FROM reports WHERE run_seq = ? AND step > ?", (seq, after_step))
             return _bump(db, seq)
 
-    def append_revision(self, run_id: str, revision: RevisionRecord) -> int:
+    def append_revision(self, run_id: str, revision: RevisionRecord, expected: Stamp | None = None) -> int:
         with self._transaction() as db:
-            seq = _seq(db, run_id)
+            seq = _locked_run(db, run_id, expected)
             (position,) = db.execute(
                 "SELECT COUNT(*) FROM revisions WHERE run_seq = ?", (seq,)
             ).fetchone()
@@ -147,6 +154,11 @@ class SqliteStore(Store):
                 (seq, position, *revision_to_row(revision)),
             )
             return _bump(db, seq)
+
+    def stamp(self, run_id: str) -> Stamp | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT seq, version FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def ping(self) -> None:
         if not os.path.exists(self.path):
@@ -159,11 +171,10 @@ class SqliteStore(Store):
             self._db.close()
 
 
-def _seq(db: sqlite3.Connection, run_id: str) -> int:
-    row = db.execute("SELECT seq FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise RunNotFound(run_id)
-    return row[0]
+def _locked_run(db: sqlite3.Connection, run_id: str, expected: Stamp | None) -> int:
+    """The run's seq; the IMMEDIATE transaction already holds SQLite's write lock."""
+    row = db.execute("SELECT seq, version FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return checked_seq(row, run_id, expected)
 
 
 def _bump(db: sqlite3.Connection, seq: int) -> int:

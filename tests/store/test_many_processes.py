@@ -1,0 +1,91 @@
+"""Two service processes on one database: every write is decided on current data, and reads catch up.
+
+With LRSERVE_CACHE_SECONDS=0 each request revalidates its run, so the processes agree at once; by
+default a process serves its in-memory view for up to a second before checking it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import httpx
+import pytest
+
+from conftest import running_server
+from lrserve.runs import Runs
+from lrserve.spec import Report, RunSpec
+from lrserve.store import open_store
+
+SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1},
+        "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1}}
+
+
+@pytest.fixture
+def two_services(database_url: str) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    with ExitStack() as stack:
+        clients = []
+        for _ in range(2):
+            server = stack.enter_context(running_server(database_url, env={"LRSERVE_CACHE_SECONDS": "0"}))
+            clients.append(stack.enter_context(httpx.Client(base_url=server.url, timeout=30)))
+        yield clients[0], clients[1]
+
+
+def report(api: httpx.Client, step: int, loss: float) -> httpx.Response:
+    return api.post("/runs/shared/metrics", json={"step": step, "metrics": {"val_loss": loss}})
+
+
+def test_reports_alternating_between_processes_build_one_history(two_services) -> None:
+    a, b = two_services
+    assert a.put("/runs/shared", json=SPEC).status_code == 201
+    assert b.put("/runs/shared", json=SPEC).status_code == 200
+    for step in range(6):
+        writer = (a, b)[step % 2]
+        response = report(writer, step, 1.0)
+        assert response.status_code == 200, response.text
+    expected = [0.1, 0.1] + [0.1 * 0.5 ** (s - 1) for s in range(2, 7)]  # each report after the first halves
+    for api in (a, b):
+        assert api.get("/runs/shared/lr/range", params={"stop": 7}).json()["lr"] == pytest.approx(expected)
+        assert api.get("/runs/shared").json()["state"]["reductions"] == 5
+
+
+def test_a_process_with_a_stale_view_answers_conflicts_and_repeats_correctly(two_services) -> None:
+    a, b = two_services
+    a.put("/runs/shared", json=SPEC)
+    b.get("/runs/shared/lr", params={"step": 3})  # b now holds a view of the run with no reports
+    assert report(a, 0, 1.0).status_code == 200
+    assert report(a, 1, 1.0).json()["reduced"] is True
+
+    repeat = report(b, 1, 1.0)
+    assert repeat.status_code == 200 and repeat.json()["reduced"] is True
+    assert report(b, 1, 2.0).status_code == 409
+    assert report(b, 0, 0.5).status_code == 409
+    assert b.get("/runs/shared/lr", params={"step": 3}).json()["lr"] == pytest.approx(0.05)
+
+
+def test_a_run_deleted_by_one_process_is_gone_for_the_other(two_services) -> None:
+    a, b = two_services
+    a.put("/runs/shared", json=SPEC)
+    assert b.get("/runs/shared").status_code == 200
+    assert a.delete("/runs/shared").status_code == 204
+    assert b.get("/runs/shared/lr", params={"step": 0}).status_code == 404
+    assert report(b, 0, 1.0).status_code == 404
+
+
+def test_a_write_decided_on_a_stale_view_is_decided_again_on_current_data(database_url: str) -> None:
+    """Two `Runs` over one database, as two processes would be, each trusting its cache for an hour."""
+    first, second = (Runs(open_store(database_url), revalidate_after=3600.0) for _ in range(2))
+    try:
+        first.create("shared", RunSpec.model_validate(SPEC))
+        second.view("shared")  # cached with no reports, and not checked again for an hour
+        first.report("shared", Report(step=0, metrics={"val_loss": 1.0}))
+        first.report("shared", Report(step=1, metrics={"val_loss": 1.0}))
+
+        outcome, version = second.report("shared", Report(step=2, metrics={"val_loss": 1.0}))
+
+        assert (outcome.reduced, version) == (True, 3)
+        assert outcome.next_lr == pytest.approx(0.025)  # the reductions at steps 1 and 2 both count
+        assert [r.step for r in second.view("shared").reports] == [0, 1, 2]
+    finally:
+        first.store.close()
+        second.store.close()
