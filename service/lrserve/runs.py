@@ -36,6 +36,7 @@ from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp, StaleR
 
 MAX_RANGE_VALUES = 1_000_000
 _WRITE_ATTEMPTS = 5
+_LOCK_STRIPES = 1024
 T = TypeVar("T")
 
 
@@ -56,8 +57,8 @@ class Runs:
         self._cache_size = cache_size
         self._revalidate_after = revalidate_after
         self._checked_at: dict[str, float] = {}
-        self._locks: dict[str, threading.RLock] = {}
-        self._locks_guard = threading.Lock()
+        # Striped locks: bounded memory however many runs come and go; two runs may share a stripe.
+        self._locks = [threading.RLock() for _ in range(_LOCK_STRIPES)]
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -245,8 +246,7 @@ class Runs:
         return view
 
     def _lock(self, run_id: str) -> threading.RLock:
-        with self._locks_guard:
-            return self._locks.setdefault(run_id, threading.RLock())
+        return self._locks[hash(run_id) % _LOCK_STRIPES]
 
 
 def _state(record: ReportRecord, view: RunView) -> TrackerState | None:
