@@ -17,7 +17,7 @@ from lrserve.plateau import KerasPlateau, TorchPlateau, TrackerState
 from lrserve.schedules import ScheduleAdapter, ScheduleFn
 from lrserve.schedules.expression import ExpressionError
 from lrserve.schedules.join import join
-from lrserve.spec import RunSpec
+from lrserve.spec import STORED, RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, StoredRun
 
 _BLOCK = 1024
@@ -110,7 +110,7 @@ def state_from(record: dict | None) -> TrackerState:
 
 def view_of(stored: StoredRun) -> RunView:
     """Compile a stored run into a view: the stored reports already carry each outcome, so nothing is replayed."""
-    spec = RunSpec.model_validate(stored.run.spec)
+    spec = RunSpec.model_validate(stored.run.spec, context={STORED: True})
     revisions = tuple(stored.revisions)
     reports = tuple(stored.reports)
     return RunView(

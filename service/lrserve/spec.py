@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from lrserve.plateau import KerasPlateau, PlateauSpec, TorchPlateau
 from lrserve.schedules import Schedule, ScheduleModel
@@ -18,6 +18,8 @@ _RUN_ID = re.compile(RUN_ID_PATTERN)
 _CHECKED_STEPS = np.arange(10_000, dtype=np.float64)
 
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
+STORED = "stored"
+"""Validation context flag for a spec read back from storage: it was checked when it was accepted."""
 
 
 class _Body(BaseModel):
@@ -48,8 +50,9 @@ class RunSpec(_Body):
     step_unit: Literal["epoch", "batch"] = "epoch"
 
     @model_validator(mode="after")
-    def _schedule_is_finite(self) -> RunSpec:
-        check_finite(self.schedule)
+    def _schedule_is_finite(self, info: ValidationInfo) -> RunSpec:
+        if not (info.context or {}).get(STORED):
+            check_finite(self.schedule)
         return self
 
     def canonical(self) -> dict[str, Any]:
