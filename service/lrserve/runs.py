@@ -83,12 +83,6 @@ class Runs:
                 raise RunNotFound(run_id)
             return self._remember(view_of(stored))
 
-    def lr(self, run_id: str, step: int) -> float:
-        return self.view(run_id).lr(step)
-
-    def lr_range(self, run_id: str, start: int, stop: int, every: int) -> np.ndarray:
-        return self.view(run_id).lrs(range_steps(start, stop, every))
-
     def list_runs(self, after_seq: int, limit: int) -> list[RunRecord]:
         return self.store.list_runs(after_seq, limit)
 

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 
 from lrserve.runs import Runs
-from lrserve.settings import Settings
 from lrserve.spec import RUN_ID_PATTERN
 
 VERSION_HEADER = "X-Run-Version"
@@ -16,10 +15,6 @@ VERSION_HEADER = "X-Run-Version"
 
 async def get_runs(request: Request) -> Runs:
     return request.app.state.runs
-
-
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 RunsDep = Annotated[Runs, Depends(get_runs)]

@@ -1,6 +1,6 @@
 """The schedule catalog: one discriminated union of parameter models, each building a vectorized function."""
 
 from lrserve.schedules.base import ScheduleFn, ScheduleModel
-from lrserve.schedules.catalog import MAX_SEQUENCE_DEPTH, Schedule, ScheduleAdapter, Sequence, build
+from lrserve.schedules.catalog import MAX_SEQUENCE_DEPTH, Schedule, ScheduleAdapter, Sequence
 
-__all__ = ["MAX_SEQUENCE_DEPTH", "Schedule", "ScheduleAdapter", "ScheduleFn", "ScheduleModel", "Sequence", "build"]
+__all__ = ["MAX_SEQUENCE_DEPTH", "Schedule", "ScheduleAdapter", "ScheduleFn", "ScheduleModel", "Sequence"]

@@ -64,7 +64,3 @@ Schedule = Annotated[
 ]
 Sequence.model_rebuild()
 ScheduleAdapter: TypeAdapter[Schedule] = TypeAdapter(Schedule)
-
-
-def build(schedule: ScheduleModel) -> ScheduleFn:
-    return schedule.build()
