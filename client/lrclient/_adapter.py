@@ -120,6 +120,15 @@ def open_run(client: Client, run_id: str, spec: Mapping[str, Any] | None) -> Any
         raise unreachable(client, run_id, "reading the run" if spec is None else "creating the run", error) from error
 
 
+def refresh(rates: LearningRates, on_error: OnError) -> None:
+    """Revalidate the cache at an epoch boundary; in an outage with on_error="last" the lr lookups decide."""
+    try:
+        rates.refresh()
+    except ServiceUnreachable:
+        if on_error == "raise":
+            raise
+
+
 def waits_for_chief(report: Report, reporting: bool, plateau: Mapping[str, Any] | None) -> bool:
     """Whether this worker must wait for the chief's report at each epoch end.
 

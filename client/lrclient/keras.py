@@ -21,6 +21,7 @@ from ._adapter import (
     Report,
     ReportWaiter,
     check_choices,
+    refresh,
     encode_metrics,
     open_run,
     reports_here,
@@ -262,12 +263,7 @@ class LearningRateCallback(keras.callbacks.Callback):
         return not self._pending.queue
 
     def _refresh(self) -> None:
-        """Revalidate the cache at an epoch boundary; an outage is the lr lookup's business."""
-        try:
-            self.rates.refresh()
-        except ServiceUnreachable:
-            if self.on_error == "raise":
-                raise
+        refresh(self.rates, self.on_error)
 
     def _wait_for(self, step: int) -> None:
         try:

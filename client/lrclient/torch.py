@@ -21,6 +21,7 @@ from ._adapter import (
     Report,
     ReportWaiter,
     check_choices,
+    refresh,
     monitor_metrics,
     open_run,
     reports_here,
@@ -177,11 +178,7 @@ class ServiceScheduler(LRScheduler):
             self._refresh()  # someone else reports: see it
 
     def _refresh(self) -> None:
-        try:
-            self.rates.refresh()
-        except ServiceUnreachable:
-            if self.on_error == "raise":
-                raise
+        refresh(self.rates, self.on_error)
 
 
 def _as_float(value: float | Tensor) -> float:
