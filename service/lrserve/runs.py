@@ -29,8 +29,8 @@ from lrserve.errors import (
     SpecConflict,
     StorageUnavailable,
 )
-from lrserve.history import RunView, schedule_with_revisions, state_from, view_of
-from lrserve.plateau import TrackerState, advance
+from lrserve.history import RunView, schedule_with_revisions, view_of
+from lrserve.plateau import advance
 from lrserve.spec import MAX_STEP, Report, Revision, Rewind, RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp, StaleRun, Store
 
@@ -117,15 +117,9 @@ class Runs:
         repeat = self._check_order(view, report)
         if repeat is not None:
             return repeat, view.record.version
-        record = self._outcome(view, report)
+        record, after = self._decide(view, report)
         version = self.store.append_report(view.record.run_id, record, expected=_stamp(view))
-        reduction_steps = view.reduction_steps
-        if record.reduced:
-            reduction_steps = np.append(reduction_steps, float(record.step))
-        self._remember(replace(
-            view, record=replace(view.record, version=version), reports=(*view.reports, record),
-            reduction_steps=reduction_steps, state=_state(record, view),
-        ))
+        self._remember(replace(after, record=replace(view.record, version=version)))
         return record, version
 
     def rewind(self, run_id: str, rewind: Rewind) -> RunView:
@@ -211,8 +205,8 @@ class Runs:
             )
         return None
 
-    def _outcome(self, view: RunView, report: Report) -> ReportRecord:
-        next_step = np.array([report.step + 1], dtype=np.float64)
+    def _decide(self, view: RunView, report: Report) -> tuple[ReportRecord, RunView]:
+        """The report's outcome, and the view as it will be once the report is stored."""
         if report.step + 1 > MAX_STEP:
             raise InvalidInput(f"step: must be below {MAX_STEP}; received {report.step}")
         plateau, state, reduced = view.plateau, view.state, False
@@ -220,15 +214,18 @@ class Runs:
         if plateau is not None and state is not None:
             value = report.value(plateau.monitor)
             if value is not None:
-                outcome = advance(plateau, state, value, view.lr(report.step))
+                lr_now = float(view.lrs(np.array([report.step], dtype=np.float64))[0])
+                outcome = advance(plateau, state, value, lr_now)
                 state, reduced = outcome.state, outcome.reduced
                 if reduced:
                     reduction_steps = np.append(reduction_steps, float(report.step))
-        next_lr = float(view.lrs_with(next_step, reduction_steps)[0])
-        return ReportRecord(
+        next_lr = float(view.lrs_with(np.array([report.step + 1], dtype=np.float64), reduction_steps)[0])
+        record = ReportRecord(
             step=report.step, metrics=dict(report.metrics), reduced=reduced, next_lr=next_lr,
             state=asdict(state) if state is not None else None, received_at=now(),
         )
+        after = replace(view, reports=(*view.reports, record), reduction_steps=reduction_steps, state=state)
+        return record, after
 
     def _remember(self, view: RunView) -> RunView:
         cache = self._cache
@@ -241,10 +238,6 @@ class Runs:
 
     def _lock(self, run_id: str) -> threading.RLock:
         return self._locks[hash(run_id) % _LOCK_STRIPES]
-
-
-def _state(record: ReportRecord, view: RunView) -> TrackerState | None:
-    return state_from(record.state) if view.plateau else None
 
 
 def _stamp(view: RunView) -> Stamp:
