@@ -1,32 +1,40 @@
-"""A run as the service serves it: the schedule with its revisions, and the plateau reductions so far.
+"""A run as a value: the schedule with its revisions, the reports and the plateau reductions so far,
+and the pure transitions that carry the contract's report, rewind and revision rules.
 
 lr(N) = max(schedule(N) * factor**k, min_lr), with k the reductions that took effect at reports on steps
 < N, so an accepted report can never change the lr of a step it has already passed.
+
+A transition (`accept`, `rewound`, `revised`) returns a new view and never touches storage: `Runs`
+decides a write with it on the run's current state and stores what it returns.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
-from lrserve.errors import InvalidInput
-from lrserve.plateau import KerasPlateau, TorchPlateau, TrackerState
+from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
+from lrserve.memo import BLOCK, MEMO
+from lrserve.plateau import KerasPlateau, TorchPlateau, TrackerState, advance
 from lrserve.schedules import ScheduleAdapter, ScheduleFn
 from lrserve.schedules.expression import ExpressionError
 from lrserve.schedules.join import join
-from lrserve.spec import STORED, RunSpec
-from lrserve.store import ReportRecord, RevisionRecord, RunRecord, StoredRun
+from lrserve.spec import MAX_STEP, STORED, Report, Revision, RunSpec
+from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp, StoredRun
 
-_BLOCK = 1024
-_MAX_BLOCKS = 256  # 2 MiB of float64 per run at most
+
+def canonical_metrics(metrics: dict[str, Any]) -> str:
+    """Two reports carry the same metrics when these strings are equal."""
+    return json.dumps(metrics, sort_keys=True)
 
 
 @dataclass(frozen=True)
 class RunView:
-    """An immutable snapshot of one run; a write builds a new one (with an empty memo) and swaps it in."""
+    """An immutable snapshot of one run; a write builds a new one and swaps it in."""
 
     record: RunRecord
     spec: RunSpec
@@ -35,8 +43,7 @@ class RunView:
     reports: tuple[ReportRecord, ...]
     reduction_steps: np.ndarray
     state: TrackerState | None
-    memo: dict[int, np.ndarray] = field(default_factory=dict, compare=False, init=False)
-    memo_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, init=False)
+    memo_key: int = field(default_factory=MEMO.new_key, compare=False, init=False)
 
     @property
     def plateau(self) -> KerasPlateau | TorchPlateau | None:
@@ -46,11 +53,28 @@ class RunView:
     def latest_step(self) -> int | None:
         return self.reports[-1].step if self.reports else None
 
+    @property
+    def stamp(self) -> Stamp:
+        return self.record.stamp
+
+    def settled(self, last_step: int) -> bool:
+        """Whether the lrs of steps <= `last_step` can change only through a rewind, revision or delete.
+
+        Reports change the lr only through plateau reductions, and only after their step: without a
+        tracker no report changes any lr; with one, the steps up to the latest report are fixed.
+        """
+        if self.plateau is None:
+            return True
+        latest = self.latest_step
+        return latest is not None and last_step <= latest
+
+    # -- learning rates ------------------------------------------------------------------------
+
     def lrs(self, steps: np.ndarray) -> np.ndarray:
         """The learning rates of `steps` (float64 array of whole numbers); 422 where one is not finite."""
-        return self.lrs_with(steps, self.reduction_steps)
+        return self._lrs_with(steps, self.reduction_steps)
 
-    def lrs_with(self, steps: np.ndarray, reduction_steps: np.ndarray) -> np.ndarray:
+    def _lrs_with(self, steps: np.ndarray, reduction_steps: np.ndarray) -> np.ndarray:
         try:
             with np.errstate(all="ignore"):
                 values = self.schedule(steps)
@@ -69,22 +93,19 @@ class RunView:
         return values
 
     def lr(self, step: int) -> float:
-        """One step's lr. Computed a block of 1,024 steps at a time and memoized: training asks for
-        consecutive steps, one numpy call costs about as much for 1,024 steps as for one, and the view is
-        immutable, so the memo never goes stale."""
-        index, offset = divmod(step, _BLOCK)
-        block = self.memo.get(index)
+        """One step's lr, computed with its block of 1,024 steps and memoized (see `lrserve.memo`)."""
+        index, offset = divmod(step, BLOCK)
+        block = MEMO.get(self.memo_key, index)
         if block is None:
             try:
-                start = index * _BLOCK
-                block = self.lrs(np.arange(start, start + _BLOCK, dtype=np.float64))
+                start = index * BLOCK
+                block = self.lrs(np.arange(start, start + BLOCK, dtype=np.float64))
             except InvalidInput:  # somewhere in the block, maybe not at `step`: ask for that step alone
                 return float(self.lrs(np.array([step], dtype=np.float64))[0])
-            with self.memo_lock:  # a hit reads without the lock; only misses change the memo
-                if len(self.memo) >= _MAX_BLOCKS:
-                    self.memo.pop(next(iter(self.memo)))  # the oldest block
-                self.memo[index] = block
+            MEMO.put(self.memo_key, index, block)
         return float(block[offset])
+
+    # -- reports -------------------------------------------------------------------------------
 
     def report_at(self, step: int) -> ReportRecord | None:
         index = int(np.searchsorted(self._report_steps, step))
@@ -92,9 +113,90 @@ class RunView:
             return self.reports[index]
         return None
 
+    def reports_after(self, step: int) -> tuple[ReportRecord, ...]:
+        return self.reports[int(np.searchsorted(self._report_steps, step, side="right")):]
+
     @cached_property
     def _report_steps(self) -> np.ndarray:
         return np.fromiter((r.step for r in self.reports), dtype=np.int64, count=len(self.reports))
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def accept(self, report: Report, received_at: str) -> tuple[ReportRecord, RunView | None]:
+        """The report's outcome and the view once it is stored; None instead of a view for an exact repeat.
+
+        Rules: a repeat (same step, same metrics) gets the original outcome, however late; different
+        metrics for a reported step, or a step below the latest report, are a conflict (409).
+        """
+        earlier = self.report_at(report.step)
+        if earlier is not None:
+            if canonical_metrics(earlier.metrics) == canonical_metrics(report.metrics):
+                return earlier, None
+            raise ReportConflict(
+                f"step: a report for step {report.step} was already accepted with different metrics "
+                f"({canonical_metrics(earlier.metrics)}); reports are never overwritten. If workers measure "
+                "their own values, all-reduce them first or let one worker report; to redo training from a "
+                "checkpoint, POST /rewind first."
+            )
+        latest = self.latest_step
+        if latest is not None and report.step < latest:
+            raise ReportConflict(
+                f"step: reports must come in increasing step order; step {report.step} is lower than "
+                f"{latest}, the latest accepted report. To resume from a checkpoint, POST /rewind first."
+            )
+        if report.step + 1 > MAX_STEP:
+            raise InvalidInput(f"step: must be below {MAX_STEP}; received {report.step}")
+        plateau, state, reduced = self.plateau, self.state, False
+        reduction_steps = self.reduction_steps
+        if plateau is not None and state is not None:
+            value = report.value(plateau.monitor)
+            if value is not None:
+                outcome = advance(plateau, state, value, self._lr_alone(report.step))
+                state, reduced = outcome.state, outcome.reduced
+                if reduced:
+                    reduction_steps = np.append(reduction_steps, float(report.step))
+        next_lr = float(self._lrs_with(np.array([report.step + 1], dtype=np.float64), reduction_steps)[0])
+        record = ReportRecord(
+            step=report.step, metrics=dict(report.metrics), reduced=reduced, next_lr=next_lr,
+            state=asdict(state) if state is not None else None, received_at=received_at,
+        )
+        after = replace(self, record=_bumped(self.record), reports=(*self.reports, record),
+                        reduction_steps=reduction_steps, state=state)
+        return record, after
+
+    def rewound(self, step: int) -> RunView:
+        """The run as if no report after `step` had been made (resume from a checkpoint); revisions stay."""
+        kept = self.reports[:int(np.searchsorted(self._report_steps, step, side="right"))]
+        return _compiled(_bumped(self.record), self.spec, self.revisions, kept)
+
+    def revised(self, revision: Revision, created_at: str) -> tuple[RevisionRecord, RunView]:
+        """From `revision.from_step` on, follow the new schedule; refused where it would change history."""
+        latest = self.latest_step
+        if latest is not None and revision.from_step <= latest:
+            raise RevisionConflict(
+                f"from_step: must be greater than {latest}, the step of the latest accepted report, "
+                f"so that history never changes; received {revision.from_step}"
+            )
+        if self.revisions and revision.from_step < self.revisions[-1].from_step:
+            raise RevisionConflict(
+                f"from_step: must not be below {self.revisions[-1].from_step}, the from_step of the "
+                f"previous revision; received {revision.from_step}"
+            )
+        record = RevisionRecord(
+            from_step=revision.from_step, schedule=revision.schedule.model_dump(mode="json"),
+            reason=revision.reason, created_at=created_at,
+        )
+        revisions = (*self.revisions, record)
+        return record, replace(self, record=_bumped(self.record), revisions=revisions,
+                               schedule=schedule_with_revisions(self.spec, revisions))
+
+    def _lr_alone(self, step: int) -> float:
+        """One step's lr without filling the memo (for a view about to be replaced)."""
+        return float(self.lrs(np.array([step], dtype=np.float64))[0])
+
+
+def _bumped(record: RunRecord) -> RunRecord:
+    return replace(record, version=record.version + 1)
 
 
 def schedule_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn:
@@ -104,21 +206,22 @@ def schedule_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]
     return join([spec.schedule.build(), *later], [r.from_step for r in revisions])
 
 
-def state_from(record: dict | None) -> TrackerState:
-    return TrackerState(**record) if record else TrackerState()
-
-
-def view_of(stored: StoredRun) -> RunView:
-    """Compile a stored run into a view: the stored reports already carry each outcome, so nothing is replayed."""
-    spec = RunSpec.model_validate(stored.run.spec, context={STORED: True})
-    revisions = tuple(stored.revisions)
-    reports = tuple(stored.reports)
+def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord, ...],
+              reports: tuple[ReportRecord, ...]) -> RunView:
+    """The stored reports already carry each outcome, so nothing is replayed."""
     return RunView(
-        record=stored.run,
+        record=record,
         spec=spec,
         schedule=schedule_with_revisions(spec, revisions),
         revisions=revisions,
         reports=reports,
         reduction_steps=np.array([r.step for r in reports if r.reduced], dtype=np.float64),
-        state=(state_from(reports[-1].state) if reports else TrackerState()) if spec.plateau else None,
+        state=(TrackerState(**reports[-1].state) if reports and reports[-1].state else TrackerState())
+        if spec.plateau else None,
     )
+
+
+def view_of(stored: StoredRun) -> RunView:
+    """Compile a stored run into a view."""
+    spec = RunSpec.model_validate(stored.run.spec, context={STORED: True})
+    return _compiled(stored.run, spec, tuple(stored.revisions), tuple(stored.reports))

@@ -17,8 +17,9 @@ class Settings:
     token: str | None = None
     max_body_bytes: int = 1024 * 1024
     access_log: bool = False
-    cache_seconds: float = 1.0
-    """How long a run's in-memory view is served before one query checks it is still current."""
+    cache_seconds: float = 0.0
+    """0 (exact): a read that a write could change checks the run's stamp. More: a view answers any read
+    for that long after its last check (with several processes, such reads may lag a write)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:

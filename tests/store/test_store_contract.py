@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lrserve.errors import RunNotFound
-from lrserve.store import ReportRecord, RevisionRecord, RunRecord, StaleRun, Store, open_store
+import threading
+
+from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Store, open_store
 
 SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1}, "plateau": None, "step_unit": "epoch"}
 
@@ -21,6 +23,24 @@ def report(step: int, reduced: bool = False) -> ReportRecord:
                         received_at=f"2026-11-23T00:00:0{step}Z")
 
 
+def append_report(store: Store, run_id: str, record: ReportRecord) -> int:
+    with store.writing(run_id) as writer:
+        writer.append_report(record)
+    return writer.version_after
+
+
+def truncate_reports(store: Store, run_id: str, after_step: int) -> int:
+    with store.writing(run_id) as writer:
+        writer.truncate_reports(after_step)
+    return writer.version_after
+
+
+def append_revision(store: Store, run_id: str, revision: RevisionRecord) -> int:
+    with store.writing(run_id) as writer:
+        writer.append_revision(revision)
+    return writer.version_after
+
+
 def test_a_run_is_created_once_and_loads_as_it_was_stored(store: Store) -> None:
     assert store.create_run(run("a")) is True
     assert store.create_run(RunRecord(run_id="a", spec={"other": 1}, created_at="x")) is False
@@ -33,7 +53,7 @@ def test_a_run_is_created_once_and_loads_as_it_was_stored(store: Store) -> None:
 
 def test_reports_come_back_in_step_order_with_their_outcome_and_each_write_bumps_the_version(store: Store) -> None:
     store.create_run(run("a"))
-    versions = [store.append_report("a", report(step, reduced=step == 1)) for step in (0, 1, 5)]
+    versions = [append_report(store, "a", report(step, reduced=step == 1)) for step in (0, 1, 5)]
     assert versions == [1, 2, 3]
     loaded = store.load("a")
     assert loaded is not None
@@ -44,12 +64,12 @@ def test_reports_come_back_in_step_order_with_their_outcome_and_each_write_bumps
 def test_truncating_forgets_reports_after_a_step_only(store: Store) -> None:
     store.create_run(run("a"))
     for step in range(5):
-        store.append_report("a", report(step))
-    assert store.truncate_reports("a", 2) == 6
+        append_report(store, "a", report(step))
+    assert truncate_reports(store, "a", 2) == 6
     loaded = store.load("a")
     assert loaded is not None
     assert [r.step for r in loaded.reports] == [0, 1, 2]
-    store.truncate_reports("a", -1)
+    truncate_reports(store, "a", -1)
     assert store.load("a").reports == []  # type: ignore[union-attr]
 
 
@@ -59,14 +79,14 @@ def test_revisions_keep_their_order(store: Store) -> None:
                            created_at="t1")
     second = RevisionRecord(from_step=10, schedule={"type": "constant", "learning_rate": 0.3}, reason="two",
                             created_at="t2")
-    store.append_revision("a", first)
-    store.append_revision("a", second)
+    append_revision(store, "a", first)
+    append_revision(store, "a", second)
     assert store.load("a").revisions == [first, second]  # type: ignore[union-attr]
 
 
 def test_deleting_a_run_removes_its_history(store: Store) -> None:
     store.create_run(run("a"))
-    store.append_report("a", report(0))
+    append_report(store, "a", report(0))
     assert store.delete_run("a") is True
     assert store.delete_run("a") is False
     assert store.load("a") is None
@@ -77,7 +97,7 @@ def test_deleting_a_run_removes_its_history(store: Store) -> None:
 def test_runs_are_listed_oldest_first_in_pages_with_their_latest_step(store: Store) -> None:
     for name in ("c", "a", "b"):
         store.create_run(run(name))
-    store.append_report("a", report(3))
+    append_report(store, "a", report(3))
     first = store.list_runs(0, 2)
     assert [r.run_id for r in first] == ["c", "a"]
     assert [r.latest_step for r in first] == [None, 3]
@@ -85,19 +105,17 @@ def test_runs_are_listed_oldest_first_in_pages_with_their_latest_step(store: Sto
     assert [r.run_id for r in rest] == ["b"]
 
 
-@pytest.mark.parametrize("write", ["append_report", "truncate_reports", "append_revision"])
-def test_writes_to_an_unknown_run_raise_run_not_found(store: Store, write: str) -> None:
-    argument = {"append_report": report(0), "truncate_reports": 0,
-                "append_revision": RevisionRecord(0, {}, "", "t")}[write]
+def test_a_write_to_an_unknown_run_raises_run_not_found(store: Store) -> None:
     with pytest.raises(RunNotFound):
-        getattr(store, write)("missing", argument)
+        with store.writing("missing"):
+            pass
 
 
 def test_a_second_store_on_the_same_database_sees_what_the_first_committed(database_url: str) -> None:
     first = open_store(database_url)
     try:
         first.create_run(run("a"))
-        first.append_report("a", report(0))
+        append_report(first, "a", report(0))
     finally:
         first.close()
     second = open_store(database_url)
@@ -108,20 +126,74 @@ def test_a_second_store_on_the_same_database_sees_what_the_first_committed(datab
         second.close()
 
 
-def test_a_write_decided_on_an_outdated_stamp_is_refused_and_changes_nothing(store: Store) -> None:
+def test_a_write_sees_the_stamp_and_the_data_it_decides_on(store: Store) -> None:
     store.create_run(run("a"))
     stamp = store.stamp("a")
     assert stamp is not None and stamp[1] == 0
-    store.append_report("a", report(0), expected=stamp)
+    with store.writing("a") as writer:
+        assert writer.stamp == stamp
+        assert writer.load().reports == []
+        writer.append_report(report(0))
     assert store.stamp("a") == (stamp[0], 1)
-    with pytest.raises(StaleRun):
-        store.append_report("a", report(1), expected=stamp)  # somebody else wrote since `stamp`
-    with pytest.raises(StaleRun):
-        store.truncate_reports("a", -1, expected=stamp)
-    with pytest.raises(StaleRun):
-        store.append_revision("a", RevisionRecord(5, {}, "", "t"), expected=stamp)
-    assert [r.step for r in store.load("a").reports] == [0]  # type: ignore[union-attr]
+    with store.writing("a") as writer:
+        assert writer.stamp == (stamp[0], 1) and [r.step for r in writer.load().reports] == [0]
+    assert store.stamp("a") == (stamp[0], 1)  # a write that changed nothing keeps the version
     assert store.stamp("missing") is None
+
+
+def test_a_write_that_fails_changes_nothing(store: Store) -> None:
+    store.create_run(run("a"))
+    with pytest.raises(RuntimeError):
+        with store.writing("a") as writer:
+            writer.append_report(report(0))
+            raise RuntimeError("decided against it")
+    assert store.load("a").reports == [] and store.stamp("a")[1] == 0  # type: ignore[union-attr,index]
+
+
+def test_writers_to_one_run_wait_for_each_other(database_url: str) -> None:
+    """A second store (as another process would be) cannot write until the first one's write commits."""
+    first, second = open_store(database_url), open_store(database_url)
+    try:
+        first.create_run(run("a"))
+        inside, done = threading.Event(), []
+
+        def write_second() -> None:
+            inside.wait()
+            with second.writing("a") as writer:
+                done.append([r.step for r in writer.load().reports])
+                writer.append_report(report(1))
+
+        thread = threading.Thread(target=write_second)
+        thread.start()
+        with first.writing("a") as writer:
+            inside.set()
+            thread.join(timeout=0.5)
+            assert thread.is_alive(), "the second writer did not wait for the first"
+            writer.append_report(report(0))
+        thread.join(timeout=30)
+        assert done == [[0]]  # it decided on the first writer's committed report
+        assert second.stamp("a")[1] == 2  # type: ignore[index]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_rewinds_revisions_and_deletes_are_logged_in_commit_order(store: Store) -> None:
+    start = store.last_event()
+    store.create_run(run("a"))
+    store.create_run(run("b"))
+    append_report(store, "a", report(0))  # reports are not events
+    truncate_reports(store, "a", -1)
+    append_revision(store, "b", RevisionRecord(5, {}, "", "t"))
+    store.delete_run("a")
+    store.delete_run("missing")  # nothing deleted, nothing logged
+    events = store.events_after(start)
+    assert [run_id for _, run_id in events] == ["a", "b", "a"]
+    assert [event_id for event_id, _ in events] == sorted(event_id for event_id, _ in events)
+    assert store.last_event() == events[-1][0]
+    assert store.events_after(events[1][0]) == events[2:]
+    store.prune_events(before=float("inf"))
+    assert store.events_after(start) == []
 
 
 def test_a_run_created_again_has_a_new_stamp(store: Store) -> None:

@@ -28,10 +28,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings.database_url)
-        app.state.runs = Runs(store, revalidate_after=settings.cache_seconds)
+        runs = Runs(store, trust_unsettled_for=settings.cache_seconds)
+        runs.events.start()
+        app.state.runs = runs
         try:
             yield
         finally:
+            runs.events.stop()
             store.close()
 
     app = FastAPI(title="lrserve", version=__version__, description=DESCRIPTION, lifespan=lifespan)

@@ -2,21 +2,25 @@
 
 Every method is one atomic transaction, and every write bumps the run's `version`, so a cache can tell
 whether what it holds is current. Backends store JSON documents as text and know nothing of schedules.
+
+Writes to a run go through `Store.writing(run_id)`: a transaction that holds the run's write lock (a row
+lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite) from the moment it reads the run's stamp until it commits,
+so a write is decided on the database's current state and concurrent writers wait for each other.
+
+Rewinds, revisions and deletes also append to a database-wide *event log*: they are the writes that can
+change a learning rate a process may already be serving from memory as settled (see `lrserve.freshness`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 
 Stamp = tuple[int, int]
 """(seq, version): which creation of a run, and how many writes it has seen."""
-
-
-class StaleRun(Exception):
-    """A write expected a stamp the run no longer has: another process wrote first. Never shown to users."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,10 @@ class RunRecord:
     version: int = 0
     seq: int = 0
     latest_step: int | None = None
+
+    @property
+    def stamp(self) -> Stamp:
+        return (self.seq, self.version)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,38 @@ class StoredRun:
     revisions: list[RevisionRecord] = field(default_factory=list)
 
 
+class RunWriter(ABC):
+    """One write to one run, inside a transaction that holds the run's write lock until it commits.
+
+    `stamp` is the run's stamp when the lock was taken; the changes made here are committed together
+    with one version bump when the `Store.writing` block ends without an exception.
+    """
+
+    stamp: Stamp
+
+    @abstractmethod
+    def load(self) -> StoredRun:
+        """The run as it is in the database now (under the lock, so nobody else changes it meanwhile)."""
+
+    @abstractmethod
+    def append_report(self, report: ReportRecord) -> None: ...
+
+    @abstractmethod
+    def truncate_reports(self, after_step: int) -> None:
+        """Delete the reports on steps > `after_step`; logs an event."""
+
+    @abstractmethod
+    def append_revision(self, revision: RevisionRecord) -> None:
+        """Add a revision after the existing ones; logs an event."""
+
+    @property
+    def version_after(self) -> int:
+        """The run's version once this write commits."""
+        return self.stamp[1] + (1 if self.changed else 0)
+
+    changed: bool = False
+
+
 class Store(ABC):
     """What the service needs from a database, and nothing more."""
 
@@ -73,26 +113,27 @@ class Store(ABC):
 
     @abstractmethod
     def delete_run(self, run_id: str) -> bool:
-        """Remove the run, its reports and revisions; False when there was no such run."""
+        """Remove the run, its reports and revisions, logging an event; False when there was no such run."""
 
     @abstractmethod
     def stamp(self, run_id: str) -> Stamp | None:
-        """The run's (seq, version), or None: a cheap way to tell whether a cached copy is current."""
-
-    # Every write takes the stamp of the copy it was decided on, and raises StaleRun if the run has
-    # moved since (another service process on the same database wrote first).
+        """The run's (seq, version), or None: one indexed query that tells whether a cached copy is current."""
 
     @abstractmethod
-    def append_report(self, run_id: str, report: ReportRecord, expected: Stamp | None = None) -> int:
-        """Add a report and return the run's new version."""
+    def writing(self, run_id: str) -> AbstractContextManager[RunWriter]:
+        """A write transaction on the run, its write lock held; raises RunNotFound when there is no such run."""
 
     @abstractmethod
-    def truncate_reports(self, run_id: str, after_step: int, expected: Stamp | None = None) -> int:
-        """Delete the reports on steps > `after_step` and return the run's new version."""
+    def events_after(self, event_id: int) -> list[tuple[int, str]]:
+        """(event id, run id) of the rewinds, revisions and deletes logged after `event_id`, in commit order."""
 
     @abstractmethod
-    def append_revision(self, run_id: str, revision: RevisionRecord, expected: Stamp | None = None) -> int:
-        """Add a revision and return the run's new version."""
+    def last_event(self) -> int:
+        """The id of the latest logged event (0 when there is none)."""
+
+    @abstractmethod
+    def prune_events(self, before: float) -> None:
+        """Forget events logged before the Unix time `before` (the log is only read a moment after a write)."""
 
     @abstractmethod
     def ping(self) -> None:
@@ -100,3 +141,6 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+__all__ = ["ReportRecord", "RevisionRecord", "RunRecord", "RunWriter", "Stamp", "Store", "StoredRun"]

@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS revisions (
     created_at TEXT NOT NULL,
     PRIMARY KEY (run_seq, position)
 );
+CREATE TABLE IF NOT EXISTS run_events (
+    id BIGSERIAL PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
 """
 
 
@@ -45,10 +50,13 @@ class PostgresStore(SqlStore):
     """Every method is one transaction on a pooled connection; driver failures become StorageUnavailable.
 
     A write locks its run's row (`FOR UPDATE`), so writes from several processes are serialized per run.
+    An event insert first locks the event table against other inserts (readers are not blocked), so
+    BIGSERIAL ids are handed out in commit order.
     """
 
     placeholder = "%s"
     lock_row = " FOR UPDATE"
+    lock_events = "LOCK TABLE run_events IN EXCLUSIVE MODE"
 
     def __init__(self, url: str, pool_size: int = 8, timeout: float = 10.0) -> None:
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False)
@@ -58,11 +66,12 @@ class PostgresStore(SqlStore):
             self._pool.close()
             raise StorageUnavailable(f"cannot connect to PostgreSQL within {timeout}s: {error}") from error
         with self._transaction() as db:
-            db.execute("SELECT pg_advisory_xact_lock(7243)")  # two processes starting together
+            # An arbitrary constant key: two processes starting together create the tables one at a time.
+            db.execute("SELECT pg_advisory_xact_lock(7243)")
             db.execute(_SCHEMA)
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection]:
+    def _transaction(self, write: bool = True) -> Iterator[psycopg.Connection]:
         try:
             with self._pool.connection() as connection, connection.transaction():
                 yield connection

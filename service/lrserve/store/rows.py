@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from lrserve.errors import RunNotFound
-from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Stamp, StaleRun
+from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord
 
 
 def run_from_row(seq: int, run_id: str, spec: str, created_at: str, version: int,
@@ -34,10 +34,8 @@ def revision_to_row(revision: RevisionRecord) -> tuple[int, str, str, str]:
     return (revision.from_step, json.dumps(revision.schedule), revision.reason, revision.created_at)
 
 
-def checked_seq(row: Stamp | None, run_id: str, expected: Stamp | None) -> int:
-    """The seq of the run's (seq, version) row: RunNotFound if it is gone, StaleRun if it moved past `expected`."""
+def checked_seq(row: Any, run_id: str) -> int:
+    """The seq of the run's (seq, version) row, or RunNotFound if it is gone."""
     if row is None:
         raise RunNotFound(run_id)
-    if expected is not None and tuple(row) != tuple(expected):
-        raise StaleRun(run_id)
     return row[0]

@@ -1,15 +1,17 @@
-"""The SQL both backends share. A backend supplies its schema, its transactions and its dialect's two
-differences: the parameter placeholder, and whether a run's row can be locked (`FOR UPDATE`)."""
+"""The SQL both backends share. A backend supplies its schema, its transactions and its dialect's
+differences: the parameter placeholder, how a run's row is locked (`FOR UPDATE`), and how the event log
+is kept in commit order."""
 
 from __future__ import annotations
 
 import json
+import time
 from abc import abstractmethod
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
-from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, Stamp, Store, StoredRun
+from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, RunWriter, Stamp, Store, StoredRun
 from lrserve.store.rows import (
     checked_seq,
     report_from_row,
@@ -37,9 +39,13 @@ class SqlStore(Store):
 
     placeholder = "?"
     lock_row = ""
+    lock_events = ""
+    """A statement that makes event inserts wait for each other, so that event ids follow commit order
+    (a reader that has seen event n must never later find a smaller id committed after it)."""
 
     @abstractmethod
-    def _transaction(self) -> AbstractContextManager[Connection]: ...
+    def _transaction(self, write: bool = True) -> AbstractContextManager[Connection]:
+        """A transaction; `write=False` promises only reads (SQLite then takes no write lock)."""
 
     def _run(self, db: Connection, query: str, params: tuple[Any, ...] = ()) -> Cursor:
         return db.execute(query.replace("?", self.placeholder), params)
@@ -53,20 +59,23 @@ class SqlStore(Store):
             return cursor.rowcount == 1
 
     def load(self, run_id: str) -> StoredRun | None:
-        with self._transaction() as db:
-            row = self._run(
-                db, "SELECT seq, run_id, spec, created_at, version FROM runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            reports = self._run(
-                db, "SELECT step, metrics, reduced, next_lr, state, received_at FROM reports "
-                    "WHERE run_seq = ? ORDER BY step", (row[0],)
-            ).fetchall()
-            revisions = self._run(
-                db, "SELECT from_step, schedule, reason, created_at FROM revisions WHERE run_seq = ? "
-                    "ORDER BY position", (row[0],)
-            ).fetchall()
+        with self._transaction(write=False) as db:
+            return self._load(db, run_id)
+
+    def _load(self, db: Connection, run_id: str) -> StoredRun | None:
+        row = self._run(
+            db, "SELECT seq, run_id, spec, created_at, version FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        reports = self._run(
+            db, "SELECT step, metrics, reduced, next_lr, state, received_at FROM reports "
+                "WHERE run_seq = ? ORDER BY step", (row[0],)
+        ).fetchall()
+        revisions = self._run(
+            db, "SELECT from_step, schedule, reason, created_at FROM revisions WHERE run_seq = ? "
+                "ORDER BY position", (row[0],)
+        ).fetchall()
         return StoredRun(
             run=run_from_row(*row),
             reports=[report_from_row(*r) for r in reports],
@@ -74,7 +83,7 @@ class SqlStore(Store):
         )
 
     def list_runs(self, after_seq: int, limit: int) -> list[RunRecord]:
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             rows = self._run(
                 db, "SELECT seq, run_id, spec, created_at, version, "
                     "(SELECT MAX(step) FROM reports WHERE run_seq = runs.seq) "
@@ -85,45 +94,75 @@ class SqlStore(Store):
 
     def delete_run(self, run_id: str) -> bool:
         with self._transaction() as db:
-            return self._run(db, "DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount == 1
+            deleted = self._run(db, "DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount == 1
+            if deleted:
+                self._log_event(db, run_id)
+            return deleted
 
     def stamp(self, run_id: str) -> Stamp | None:
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             row = self._run(db, "SELECT seq, version FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def append_report(self, run_id: str, report: ReportRecord, expected: Stamp | None = None) -> int:
-        def insert(db: Connection, seq: int) -> None:
-            self._run(
-                db, "INSERT INTO reports (run_seq, step, metrics, reduced, next_lr, state, received_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, *report_to_row(report)),
-            )
-
-        return self._write(run_id, expected, insert)
-
-    def truncate_reports(self, run_id: str, after_step: int, expected: Stamp | None = None) -> int:
-        def delete(db: Connection, seq: int) -> None:
-            self._run(db, "DELETE FROM reports WHERE run_seq = ? AND step > ?", (seq, after_step))
-
-        return self._write(run_id, expected, delete)
-
-    def append_revision(self, run_id: str, revision: RevisionRecord, expected: Stamp | None = None) -> int:
-        def insert(db: Connection, seq: int) -> None:
-            (position,) = self._run(db, "SELECT COUNT(*) FROM revisions WHERE run_seq = ?", (seq,)).fetchone()
-            self._run(
-                db, "INSERT INTO revisions (run_seq, position, from_step, schedule, reason, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, position, *revision_to_row(revision)),
-            )
-
-        return self._write(run_id, expected, insert)
-
-    def _write(self, run_id: str, expected: Stamp | None, change: Callable[[Connection, int], None]) -> int:
-        """Check the run's stamp, make the change and bump the version, in one transaction; the new version."""
+    @contextmanager
+    def writing(self, run_id: str) -> Iterator[RunWriter]:
         with self._transaction() as db:
             row = self._run(db, f"SELECT seq, version FROM runs WHERE run_id = ?{self.lock_row}", (run_id,)).fetchone()
-            seq = checked_seq(row, run_id, expected)
-            change(db, seq)
-            self._run(db, "UPDATE runs SET version = version + 1 WHERE seq = ?", (seq,))
-            return self._run(db, "SELECT version FROM runs WHERE seq = ?", (seq,)).fetchone()[0]
+            writer = _SqlRunWriter(self, db, run_id, (checked_seq(row, run_id), row[1]))
+            yield writer
+            if writer.changed:
+                self._run(db, "UPDATE runs SET version = version + 1 WHERE seq = ?", (writer.stamp[0],))
+
+    def events_after(self, event_id: int) -> list[tuple[int, str]]:
+        with self._transaction(write=False) as db:
+            rows = self._run(db, "SELECT id, run_id FROM run_events WHERE id > ? ORDER BY id", (event_id,)).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def last_event(self) -> int:
+        with self._transaction(write=False) as db:
+            (last,) = self._run(db, "SELECT COALESCE(MAX(id), 0) FROM run_events").fetchone()
+        return int(last)
+
+    def prune_events(self, before: float) -> None:
+        with self._transaction() as db:
+            self._run(db, "DELETE FROM run_events WHERE at < ?", (before,))
+
+    def _log_event(self, db: Connection, run_id: str) -> None:
+        if self.lock_events:
+            self._run(db, self.lock_events)
+        self._run(db, "INSERT INTO run_events (run_id, at) VALUES (?, ?)", (run_id, time.time()))
+
+
+class _SqlRunWriter(RunWriter):
+    def __init__(self, store: SqlStore, db: Connection, run_id: str, stamp: Stamp) -> None:
+        self._store, self._db, self._run_id, self.stamp = store, db, run_id, stamp
+        self.changed = False
+
+    def load(self) -> StoredRun:
+        stored = self._store._load(self._db, self._run_id)
+        assert stored is not None  # the row is locked: it cannot have gone
+        return stored
+
+    def append_report(self, report: ReportRecord) -> None:
+        self._store._run(
+            self._db, "INSERT INTO reports (run_seq, step, metrics, reduced, next_lr, state, received_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.stamp[0], *report_to_row(report)),
+        )
+        self.changed = True
+
+    def truncate_reports(self, after_step: int) -> None:
+        self._store._run(self._db, "DELETE FROM reports WHERE run_seq = ? AND step > ?", (self.stamp[0], after_step))
+        self._store._log_event(self._db, self._run_id)
+        self.changed = True
+
+    def append_revision(self, revision: RevisionRecord) -> None:
+        seq = self.stamp[0]
+        (position,) = self._store._run(self._db, "SELECT COUNT(*) FROM revisions WHERE run_seq = ?", (seq,)).fetchone()
+        self._store._run(
+            self._db, "INSERT INTO revisions (run_seq, position, from_step, schedule, reason, created_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, position, *revision_to_row(revision)),
+        )
+        self._store._log_event(self._db, self._run_id)
+        self.changed = True

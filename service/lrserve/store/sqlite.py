@@ -38,14 +38,20 @@ CREATE TABLE IF NOT EXISTS revisions (
     created_at TEXT NOT NULL,
     PRIMARY KEY (run_seq, position)
 );
+CREATE TABLE IF NOT EXISTS run_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 
 class SqliteStore(SqlStore):
     """A single connection shared by the service's threads behind a lock; SQLite serializes writes anyway.
 
-    Transactions are `BEGIN IMMEDIATE`: they take SQLite's write lock up front, which is what serializes
-    writes from several processes (so no row lock is needed).
+    Write transactions are `BEGIN IMMEDIATE`: they take SQLite's write lock up front, which is what
+    serializes writes from several processes (so no row lock is needed, and event ids follow commit
+    order). Read transactions are plain `BEGIN`: in WAL mode they never wait for a writer.
     """
 
     def __init__(self, path: str) -> None:
@@ -53,17 +59,17 @@ class SqliteStore(SqlStore):
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield self._db
                 self._db.execute("COMMIT")
             except sqlite3.OperationalError as error:
@@ -80,7 +86,7 @@ class SqliteStore(SqlStore):
     def ping(self) -> None:
         if not os.path.exists(self.path):
             raise StorageUnavailable(f"the database file {self.path} no longer exists")
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             db.execute("SELECT 1").fetchone()
 
     def close(self) -> None:

@@ -18,14 +18,15 @@ router = APIRouter(tags=["learning rates"], responses={404: {"model": ErrorOut},
 StepQuery = Annotated[int, Query(ge=0, le=MAX_STEP, description="0-based step (batch or epoch)")]
 
 
-async def _view(request: Request, run_id: str) -> RunView:
-    """The run's view: from memory on the hot path, from storage (in the thread pool) on a miss.
+async def _view(request: Request, run_id: str, last_step: int) -> RunView:
+    """The run's view: from memory when it is right for steps up to `last_step` (see `lrserve.freshness`),
+    else checked against storage in the thread pool.
 
     `Runs` comes from `request.app.state` rather than a dependency: this is the hottest endpoint, and
     every FastAPI dependency costs a measurable share of a request.
     """
     runs: Runs = request.app.state.runs
-    view = runs.cached(run_id)
+    view = runs.cached(run_id, last_step)
     return view if view is not None else await run_in_threadpool(runs.view, run_id)
 
 
@@ -37,7 +38,7 @@ def _json(body: object, view: RunView) -> Response:
 @router.get("/runs/{run_id}/lr", response_model=LrOut)
 async def get_lr(run_id: RunId, step: StepQuery, request: Request) -> Response:
     """The learning rate to train step `step` with."""
-    view = await _view(request, run_id)
+    view = await _view(request, run_id, step)
     return _json({"run_id": run_id, "step": step, "lr": view.lr(step)}, view)
 
 
@@ -51,6 +52,6 @@ async def get_lr_range(
 ) -> Response:
     """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call)."""
     steps = range_steps(start, stop, every)
-    view = await _view(request, run_id)
+    view = await _view(request, run_id, int(steps[-1]) if len(steps) else start)
     values = view.lrs(steps) if len(steps) < 10_000 else await run_in_threadpool(view.lrs, steps)
     return _json({"run_id": run_id, "start": start, "stop": stop, "every": every, "lr": values}, view)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
 
 from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
 from lrserve.api.routes.runs import run_body
@@ -35,16 +37,18 @@ def list_reports(run_id: RunId, runs: RunsDep, response: Response) -> dict[str, 
 
 
 @router.post("/runs/{run_id}/rewind", response_model=RunOut)
-def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response) -> dict[str, Any]:
+async def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response) -> dict[str, Any]:
     """Forget every report after `step` (resume from a checkpoint); revisions are kept."""
-    view = runs.rewind(run_id, body)
+    view = await run_in_threadpool(runs.rewind, run_id, body)
+    await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
     response.headers[VERSION_HEADER] = str(view.record.version)
     return run_body(view)
 
 
 @router.post("/runs/{run_id}/revisions", response_model=RevisionCreated, status_code=201)
-def revise(run_id: RunId, body: Revision, runs: RunsDep, response: Response) -> dict[str, Any]:
+async def revise(run_id: RunId, body: Revision, runs: RunsDep, response: Response) -> dict[str, Any]:
     """From `from_step` on, follow a new schedule (which sees `step - from_step`)."""
-    record, version = runs.revise(run_id, body)
+    record, version = await run_in_threadpool(runs.revise, run_id, body)
+    await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
     response.headers[VERSION_HEADER] = str(version)
     return {"run_id": run_id, **record.__dict__}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
 from lrserve.api.schemas import ErrorOut, RunList, RunOut
@@ -57,9 +59,10 @@ def get_run(run_id: RunId, runs: RunsDep, request: Request, response: Response) 
 
 
 @router.delete("/runs/{run_id}", status_code=204, responses={404: {"model": ErrorOut}})
-def delete_run(run_id: RunId, runs: RunsDep) -> Response:
+async def delete_run(run_id: RunId, runs: RunsDep) -> Response:
     """Remove the run and its whole history."""
-    runs.delete(run_id)
+    await run_in_threadpool(runs.delete, run_id)
+    await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
     return Response(status_code=204)
 
 

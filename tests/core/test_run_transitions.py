@@ -1,0 +1,149 @@
+"""The run as a value: the report, rewind and revision rules as pure transitions, without a server.
+
+The run: constant 0.1 with a Keras plateau on val_loss that halves the lr on every non-improving
+report (patience 1), so every value below is worked out by hand.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
+from lrserve.history import RunView, view_of
+from lrserve.spec import MAX_STEP, Report, Revision, RunSpec
+from lrserve.store import RunRecord, StoredRun
+
+SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1},
+        "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1}}
+
+
+def new_run(spec: dict = SPEC) -> RunView:
+    canonical = RunSpec.model_validate(spec).canonical()
+    return view_of(StoredRun(RunRecord(run_id="r", spec=canonical, created_at="t0", seq=1)))
+
+
+def reported(view: RunView, *losses: tuple[int, float]) -> RunView:
+    for step, loss in losses:
+        _, after = view.accept(Report(step=step, metrics={"val_loss": loss}), "t")
+        assert after is not None
+        view = after
+    return view
+
+
+def lrs(view: RunView, stop: int) -> list[float]:
+    return [view.lr(step) for step in range(stop)]
+
+
+def test_a_new_report_returns_its_outcome_and_a_new_view_one_version_later() -> None:
+    view = new_run()
+
+    record, after = view.accept(Report(step=0, metrics={"val_loss": 1.0}), "t1")
+
+    assert after is not None
+    assert (record.step, record.reduced, record.next_lr, record.received_at) == (0, False, 0.1, "t1")
+    assert record.state == {"best": 1.0, "wait": 0, "cooldown_counter": 0, "reductions": 0}
+    assert (after.record.version, after.latest_step) == (1, 0)
+    assert (view.record.version, view.latest_step) == (0, None)  # the old value is untouched
+
+
+def test_a_report_changes_the_lr_only_from_the_next_step_on() -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0), (2, 0.5), (3, 0.6))
+
+    assert lrs(view, 6) == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    assert [r.reduced for r in view.reports] == [False, True, False, True]
+
+
+def test_an_exact_repeat_gets_the_original_outcome_and_changes_nothing() -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0), (2, 0.5))
+
+    record, after = view.accept(Report(step=1, metrics={"val_loss": 1.0}), "later")
+
+    assert after is None
+    assert record == view.report_at(1) and record.received_at == "t"
+
+
+def test_different_metrics_for_a_reported_step_are_a_conflict() -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0))
+
+    with pytest.raises(ReportConflict, match="step 1 was already accepted with different metrics"):
+        view.accept(Report(step=1, metrics={"val_loss": 0.9}), "t")
+
+
+def test_a_new_step_below_the_latest_report_is_a_conflict() -> None:
+    view = reported(new_run(), (0, 1.0), (5, 1.0))
+
+    with pytest.raises(ReportConflict, match="lower than 5"):
+        view.accept(Report(step=3, metrics={"val_loss": 1.0}), "t")
+
+
+def test_a_report_without_the_monitored_metric_is_recorded_and_moves_nothing() -> None:
+    view = reported(new_run(), (0, 1.0))
+
+    record, after = view.accept(Report(step=1, metrics={"accuracy": 0.5}), "t")
+
+    assert after is not None and record.reduced is False and record.state == view.reports[0].state
+    assert after.latest_step == 1
+
+
+def test_the_last_step_cannot_be_reported_since_it_has_no_next_lr() -> None:
+    with pytest.raises(InvalidInput, match="must be below"):
+        new_run().accept(Report(step=MAX_STEP, metrics={"val_loss": 1.0}), "t")
+
+
+def test_a_rewind_forgets_later_reports_and_their_reductions() -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0), (2, 1.0), (3, 1.0))  # reductions at 1, 2, 3
+    assert lrs(view, 5) == [0.1, 0.1, 0.05, 0.025, 0.0125]
+
+    after = view.rewound(1)
+
+    assert [r.step for r in after.reports] == [0, 1] and after.record.version == view.record.version + 1
+    assert after.state is not None and after.state.reductions == 1
+    assert lrs(after, 5) == [0.1, 0.1, 0.05, 0.05, 0.05]
+    # the rewound steps can be reported again, with other metrics
+    _, again = after.accept(Report(step=2, metrics={"val_loss": 0.5}), "t")
+    assert again is not None and lrs(again, 4) == [0.1, 0.1, 0.05, 0.05]
+
+
+def test_a_rewind_to_minus_one_forgets_every_report() -> None:
+    after = reported(new_run(), (0, 1.0), (1, 1.0)).rewound(-1)
+
+    assert after.reports == () and after.state is not None and after.state.reductions == 0
+    assert lrs(after, 3) == [0.1, 0.1, 0.1]
+
+
+def test_a_revision_changes_the_schedule_from_its_step_and_keeps_the_multiplier() -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0))  # one reduction: factor 0.5 from step 2 on
+    revision = Revision.model_validate({"from_step": 4, "reason": "hotter",
+                                        "schedule": {"type": "constant", "learning_rate": 0.4}})
+
+    record, after = view.revised(revision, "t2")
+
+    assert (record.from_step, record.reason, record.created_at) == (4, "hotter", "t2")
+    assert lrs(after, 6) == [0.1, 0.1, 0.05, 0.05, 0.2, 0.2]
+    assert after.record.version == view.record.version + 1 and len(after.revisions) == 1
+
+
+@pytest.mark.parametrize(("from_step", "message"), [(1, "greater than 1"), (0, "greater than 1")])
+def test_a_revision_that_would_change_history_is_a_conflict(from_step: int, message: str) -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0))
+    revision = Revision.model_validate({"from_step": from_step, "schedule": {"type": "constant", "learning_rate": 1.0}})
+
+    with pytest.raises(RevisionConflict, match=message):
+        view.revised(revision, "t")
+
+
+def test_a_revision_may_not_start_before_the_previous_one() -> None:
+    first = Revision.model_validate({"from_step": 10, "schedule": {"type": "constant", "learning_rate": 1.0}})
+    earlier = Revision.model_validate({"from_step": 9, "schedule": {"type": "constant", "learning_rate": 1.0}})
+    _, view = new_run().revised(first, "t")
+
+    with pytest.raises(RevisionConflict, match="not be below 10"):
+        view.revised(earlier, "t")
+
+
+def test_settled_steps_are_those_only_a_rewind_revision_or_delete_can_change() -> None:
+    view = reported(new_run(), (0, 1.0), (3, 1.0))
+    assert view.settled(3) and not view.settled(4)
+    assert not new_run().settled(0)  # nothing reported: the first report may reduce step 1 on
+    without_tracker = new_run({"schedule": {"type": "constant", "learning_rate": 0.1}})
+    assert without_tracker.settled(10**9)  # no report can change any lr
