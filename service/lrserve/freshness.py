@@ -43,7 +43,7 @@ class EventWatch:
         self.lease = lease
         self._clock = clock
         self._lease_until = -1.0
-        self._last_event = 0
+        self._last_event: int | None = None
         self._last_success = clock()
         self._last_prune = -PRUNE_AFTER_SECONDS
         self._stop = threading.Event()
@@ -58,7 +58,7 @@ class EventWatch:
     def poll(self) -> None:
         """Read the log once: drop the views it names, then renew the lease from this read's start."""
         started = self._clock()
-        if self._last_event == 0:
+        if self._last_event is None:  # the first read: what happened before this process does not matter
             self._last_event = self._store.last_event()
         events = self._store.events_after(self._last_event)
         if started - self._last_success > PRUNE_AFTER_SECONDS / 2:

@@ -1,8 +1,4 @@
-"""Two service processes on one database: every write is decided on current data, and reads catch up.
-
-With LRSERVE_CACHE_SECONDS=0 each request revalidates its run, so the processes agree at once; by
-default a process serves its in-memory view for up to a second before checking it.
-"""
+"""Two service processes on one database build one history, and agree at once (the default is exact)."""
 
 from __future__ import annotations
 
@@ -26,7 +22,7 @@ def two_services(database_url: str) -> Iterator[tuple[httpx.Client, httpx.Client
     with ExitStack() as stack:
         clients = []
         for _ in range(2):
-            server = stack.enter_context(running_server(database_url, env={"LRSERVE_CACHE_SECONDS": "0"}))
+            server = stack.enter_context(running_server(database_url))
             clients.append(stack.enter_context(httpx.Client(base_url=server.url, timeout=30)))
         yield clients[0], clients[1]
 
