@@ -1,8 +1,13 @@
-"""Pages of long lists: the cursor of `GET /runs`. Pure functions."""
+"""Pages of long lists: the cursor of `GET /runs`, and one page of a run's reports. Pure functions."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
+from operator import attrgetter
+
 from lrserve.errors import InvalidInput
+from lrserve.store import ReportRecord
 
 MAX_CURSOR = 2**63 - 1
 """Cursors are run seqs: 64-bit signed integers in both databases."""
@@ -25,3 +30,15 @@ def parse_cursor(cursor: str | None) -> int:
         )
     return int(cursor)
 
+
+def report_page(reports: Sequence[ReportRecord], after_step: int | None,
+                limit: int) -> tuple[Sequence[ReportRecord], int | None]:
+    """The reports with step > `after_step` (all for None), oldest first, at most `limit` of them, and the
+    `after_step` of the next page: the step of this page's last report, or None when nothing follows it.
+
+    `reports` must be sorted by step, as a run's view keeps them; the start is found by bisection.
+    """
+    start = 0 if after_step is None else bisect_right(reports, after_step, key=attrgetter("step"))
+    page = reports[start:start + limit]
+    more = start + limit < len(reports)
+    return page, (page[-1].step if more else None)
