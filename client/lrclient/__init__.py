@@ -27,7 +27,17 @@ from ._exceptions import (
     Unauthorized,
 )
 from ._rates import LearningRates
-from ._types import LrRange, ReportEntry, ReportOutcome, Revision, Run, RunPage, RunSummary, TrackerState
+from ._types import (
+    LrRange,
+    ReportEntry,
+    ReportOutcome,
+    ReportPage,
+    Revision,
+    Run,
+    RunPage,
+    RunSummary,
+    TrackerState,
+)
 
 __all__ = [
     "APIError",
@@ -42,6 +52,7 @@ __all__ = [
     "PayloadTooLarge",
     "ReportEntry",
     "ReportOutcome",
+    "ReportPage",
     "RetryPolicy",
     "Revision",
     "Run",

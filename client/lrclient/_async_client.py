@@ -11,7 +11,7 @@ import httpx
 
 from . import _base
 from ._exceptions import TransportError
-from ._types import LrRange, ReportEntry, ReportOutcome, Revision, Run, RunPage, RunSummary
+from ._types import LrRange, ReportEntry, ReportOutcome, ReportPage, Revision, Run, RunPage, RunSummary
 
 T = TypeVar("T")
 
@@ -78,15 +78,17 @@ class AsyncClient(_base.BaseClient):
         """Delete the run and its whole history."""
         await self._send(_base.delete_run(run_id))
 
-    async def list_runs(self, limit: int = 100, cursor: str | None = None) -> RunPage:
-        """One page of runs, oldest first."""
-        return await self._send(_base.list_runs(limit, cursor))
+    async def list_runs(self, limit: int = 100, cursor: str | None = None, prefix: str | None = None) -> RunPage:
+        """One page of runs, oldest first; only ids starting with `prefix` (taken literally) if given.
+        Pass `next_cursor` back as `cursor`, with the same `prefix`, for the next page."""
+        return await self._send(_base.list_runs(limit, cursor, prefix))
 
-    async def iter_runs(self, page_size: int = 100) -> AsyncIterator[RunSummary]:
-        """Every run, oldest first, fetching `page_size` at a time (`async for run in client.iter_runs()`)."""
+    async def iter_runs(self, page_size: int = 100, prefix: str | None = None) -> AsyncIterator[RunSummary]:
+        """Every run (whose id starts with `prefix`, if given), oldest first, fetching `page_size` at a time
+        (`async for run in client.iter_runs()`)."""
         cursor: str | None = None
         while True:
-            page = await self.list_runs(page_size, cursor)
+            page = await self.list_runs(page_size, cursor, prefix)
             for run in page.runs:
                 yield run
             if page.next_cursor is None:
@@ -109,9 +111,27 @@ class AsyncClient(_base.BaseClient):
         """Report metrics measured at the end of `step`. NaN and infinities are sent as the contract says."""
         return await self._send(_base.report(run_id, step, metrics))
 
-    async def reports(self, run_id: str) -> list[ReportEntry]:
-        """The accepted reports, oldest first, each with its outcome."""
-        return await self._send(_base.reports(run_id))
+    async def reports(self, run_id: str, after_step: int | None = None,
+                      limit: int | None = None) -> list[ReportEntry]:
+        """The accepted reports on steps after `after_step` (None: all), oldest first, each with its outcome;
+        at most `limit` of them (None: every one, however many pages that takes)."""
+        return [entry async for entry in self._walk(_base.ReportWalk(run_id, after_step, limit))]
+
+    async def report_page(self, run_id: str, after_step: int | None = None, limit: int | None = None) -> ReportPage:
+        """One page of reports after `after_step`: at most `limit` (None: the service's 1,000, up to 10,000).
+        Pass `next_after_step` back as `after_step` for the next page; None means this was the last."""
+        return await self._send(_base.report_page(run_id, after_step, limit))
+
+    def iter_reports(self, run_id: str, after_step: int | None = None,
+                     page_size: int = _base.REPORT_PAGE) -> AsyncIterator[ReportEntry]:
+        """Every report after `after_step` (None: all), oldest first, fetching `page_size` at a time
+        (`async for entry in client.iter_reports(run_id)`)."""
+        return self._walk(_base.ReportWalk(run_id, after_step, page_size=page_size))
+
+    async def _walk(self, walk: _base.ReportWalk) -> AsyncIterator[ReportEntry]:
+        while (call := walk.next_call()) is not None:
+            for entry in walk.take(await self._send(call)):
+                yield entry
 
     async def rewind(self, run_id: str, step: int) -> Run:
         """Forget every report after `step` (-1 forgets them all), e.g. to resume from a checkpoint."""

@@ -32,6 +32,7 @@ from ._types import (
     LrRange,
     ReportEntry,
     ReportOutcome,
+    ReportPage,
     Revision,
     Run,
     RunPage,
@@ -186,10 +187,12 @@ def delete_run(run_id: str) -> Call[None]:
     return Call("DELETE", run_path(run_id), _parse_nothing)
 
 
-def list_runs(limit: int = 100, cursor: str | None = None) -> Call[RunPage]:
+def list_runs(limit: int = 100, cursor: str | None = None, prefix: str | None = None) -> Call[RunPage]:
     params: dict[str, Any] = {"limit": limit}
     if cursor is not None:
         params["cursor"] = cursor
+    if prefix is not None:
+        params["prefix"] = prefix
     return Call("GET", "/runs", _parse_run_page, params=params)
 
 
@@ -207,8 +210,62 @@ def report(run_id: str, step: int, metrics: Mapping[str, float | int | str]) -> 
                 json={"step": step, "metrics": encode_metrics(metrics)})
 
 
-def reports(run_id: str) -> Call[list[ReportEntry]]:
-    return Call("GET", run_path(run_id, "metrics"), _parse_reports)
+def report_page(run_id: str, after_step: int | None = None, limit: int | None = None) -> Call[ReportPage]:
+    params: dict[str, Any] = {}
+    if after_step is not None:
+        params["after_step"] = after_step
+    if limit is not None:
+        params["limit"] = limit
+    return Call("GET", run_path(run_id, "metrics"), _parse_report_page, params=params)
+
+
+REPORT_PAGE = 1000
+"""How many reports a walk asks for at a time: the service's default page."""
+MAX_REPORT_PAGE = 10_000
+"""The most reports the service puts in one page."""
+
+
+@dataclass
+class ReportWalk:
+    """Where a walk over a run's reports stands: which page to ask for next, and when to stop.
+
+    It starts after `after_step` (None: at the first report) and yields at most `limit` reports (None:
+    every one), `page_size` per request. Each page starts where the previous one ended, so a report
+    accepted during the walk is met if it comes after the pages already read.
+    """
+
+    run_id: str
+    after_step: int | None = None
+    limit: int | None = None
+    page_size: int = REPORT_PAGE
+    done: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and not (_is_int(self.limit) and self.limit >= 1):
+            raise ValueError(f"limit must be an int >= 1, or None for every report. "
+                             f"Received: limit={self.limit!r}")
+        if not (_is_int(self.page_size) and 1 <= self.page_size <= MAX_REPORT_PAGE):
+            raise ValueError(f"page_size must be an int from 1 to {MAX_REPORT_PAGE}. "
+                             f"Received: page_size={self.page_size!r}")
+
+    def next_call(self) -> Call[ReportPage] | None:
+        """The request for the next page, or None when the walk is over."""
+        if self.done:
+            return None
+        size = self.page_size if self.limit is None else min(self.page_size, self.limit)
+        return report_page(self.run_id, self.after_step, size)
+
+    def take(self, page: ReportPage) -> tuple[ReportEntry, ...]:
+        """The page's reports, moving the walk past them."""
+        if self.limit is not None:
+            self.limit -= len(page.reports)
+        self.after_step = page.next_after_step
+        self.done = page.next_after_step is None or not page.reports or self.limit == 0
+        return page.reports
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def rewind(run_id: str, step: int) -> Call[Run]:
@@ -360,13 +417,17 @@ def _parse_outcome(response: httpx.Response) -> ReportOutcome:
                          reduced=body["reduced"], state=_state(body["state"]), version=response_version(response))
 
 
-def _parse_reports(response: httpx.Response) -> list[ReportEntry]:
-    return [
-        ReportEntry(step=r["step"], metrics={k: decode_metric(v) for k, v in r["metrics"].items()},
-                    reduced=r["reduced"], next_lr=float(r["next_lr"]), state=_state(r["state"]),
-                    received_at=r["received_at"])
-        for r in response.json()["reports"]
-    ]
+def _report_entry(body: Mapping[str, Any]) -> ReportEntry:
+    return ReportEntry(step=body["step"], metrics={k: decode_metric(v) for k, v in body["metrics"].items()},
+                       reduced=body["reduced"], next_lr=float(body["next_lr"]), state=_state(body["state"]),
+                       received_at=body["received_at"])
+
+
+def _parse_report_page(response: httpx.Response) -> ReportPage:
+    body = response.json()
+    # A service from before pages answers every report at once and no next_after_step: one last page.
+    return ReportPage(run_id=body["run_id"], reports=tuple(map(_report_entry, body["reports"])),
+                      next_after_step=body.get("next_after_step"), version=response_version(response))
 
 
 def _parse_revision(response: httpx.Response) -> Revision:

@@ -10,6 +10,7 @@ __all__ = [
     "LrRange",
     "ReportEntry",
     "ReportOutcome",
+    "ReportPage",
     "Revision",
     "Run",
     "RunPage",
@@ -111,6 +112,17 @@ class ReportEntry:
     next_lr: float
     state: TrackerState | None
     received_at: str
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    """One page of a run's reports, oldest first, as of run version `version`; pass `next_after_step`
+    back as `after_step` for the next page (None: this page ends with the run's latest report)."""
+
+    run_id: str
+    reports: tuple[ReportEntry, ...]
+    next_after_step: int | None
+    version: int
 
 
 @dataclass(frozen=True)

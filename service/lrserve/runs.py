@@ -86,8 +86,8 @@ class Runs:
             raise RunNotFound(run_id)
         return self._remember(view_of(stored), generation)
 
-    def list_runs(self, after_seq: int, limit: int) -> list[RunRecord]:
-        return self.store.list_runs(after_seq, limit)
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+        return self.store.list_runs(after_seq, limit, prefix)
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -270,3 +270,132 @@ def test_a_future_step_read_before_a_reduction_is_served_reduced_after_it(api: h
 
     assert lr_at(api, run_id, 500) == approx(0.05)
     assert lr_at(api, run_id, 1) == approx(0.1)
+
+
+# --- pages of reports ---
+
+
+def report_steps(api: httpx.Client, run_id: str, steps: range) -> None:
+    """One report per step, each with a val_loss that identifies its step."""
+    for step in steps:
+        accepted(api, run_id, step, {"val_loss": float(step)})
+
+
+def metrics_page(api: httpx.Client, run_id: str, **params: Any) -> dict[str, Any]:
+    response = api.get(f"/runs/{run_id}/metrics", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_pages_of_reports_chain_by_next_after_step_until_it_is_null(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    report_steps(api, run_id, range(0, 50, 2))  # 25 reports, on steps 0, 2, ..., 48
+    everything = metrics_page(api, run_id)["reports"]
+
+    first = metrics_page(api, run_id, limit=10)
+    second = metrics_page(api, run_id, limit=10, after_step=first["next_after_step"])
+    third = metrics_page(api, run_id, limit=10, after_step=second["next_after_step"])
+
+    assert [len(page["reports"]) for page in (first, second, third)] == [10, 10, 5]
+    assert [page["next_after_step"] for page in (first, second, third)] == [18, 38, None]
+    assert {page["run_id"] for page in (first, second, third)} == {run_id}
+    assert first["reports"] + second["reports"] + third["reports"] == everything
+    assert [r["step"] for r in everything] == list(range(0, 50, 2))
+    assert [r["metrics"]["val_loss"] for r in everything] == [float(s) for s in range(0, 50, 2)]
+
+
+@pytest.mark.parametrize(("after_step", "first_step"), [
+    pytest.param(-1, 0, id="minus-one-is-the-start"),
+    pytest.param(0, 2, id="after-the-first-report"),
+    pytest.param(7, 8, id="between-two-reports"),
+    pytest.param(8, 10, id="on-a-report"),
+])
+def test_after_step_starts_a_page_at_the_first_report_on_a_later_step(
+    api: httpx.Client, run_id: str, after_step: int, first_step: int
+) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    report_steps(api, run_id, range(0, 20, 2))
+
+    page = metrics_page(api, run_id, after_step=after_step, limit=3)
+
+    assert [r["step"] for r in page["reports"]] == [first_step, first_step + 2, first_step + 4]
+    assert page["next_after_step"] == first_step + 4
+
+
+@pytest.mark.parametrize("after_step", [18, 19, 10**12])
+def test_a_page_after_the_latest_report_is_empty_and_the_last(api: httpx.Client, run_id: str, after_step: int) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    report_steps(api, run_id, range(0, 20, 2))
+
+    page = metrics_page(api, run_id, after_step=after_step)
+
+    assert page == {"run_id": run_id, "reports": [], "next_after_step": None}
+
+
+def test_a_page_that_ends_with_the_latest_report_is_the_last(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    report_steps(api, run_id, range(4))
+
+    exact = metrics_page(api, run_id, limit=4)
+    shorter = metrics_page(api, run_id, limit=3)
+
+    assert [r["step"] for r in exact["reports"]] == [0, 1, 2, 3] and exact["next_after_step"] is None
+    assert [r["step"] for r in shorter["reports"]] == [0, 1, 2] and shorter["next_after_step"] == 2
+
+
+def test_a_run_without_reports_has_one_empty_last_page(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+
+    assert metrics_page(api, run_id) == {"run_id": run_id, "reports": [], "next_after_step": None}
+
+
+def test_a_report_accepted_between_two_pages_is_on_the_next_page(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    report_steps(api, run_id, range(3))
+    first = metrics_page(api, run_id, limit=2)
+
+    accepted(api, run_id, 10, {"val_loss": 10.0})
+    second = metrics_page(api, run_id, limit=2, after_step=first["next_after_step"])
+
+    assert [r["step"] for r in second["reports"]] == [2, 10]
+    assert second["next_after_step"] is None
+
+
+def test_a_page_holds_1000_reports_by_default_and_up_to_10000(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+    report_steps(api, run_id, range(1001))
+
+    default = metrics_page(api, run_id)
+    largest = metrics_page(api, run_id, limit=10_000)
+    rest = metrics_page(api, run_id, after_step=default["next_after_step"])
+
+    assert [r["step"] for r in default["reports"]] == list(range(1000))
+    assert default["next_after_step"] == 999
+    assert [r["step"] for r in rest["reports"]] == [1000] and rest["next_after_step"] is None
+    assert len(largest["reports"]) == 1001 and largest["next_after_step"] is None
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    pytest.param({"limit": 0}, "limit", id="limit-0"),
+    pytest.param({"limit": -1}, "limit", id="limit-negative"),
+    pytest.param({"limit": 10_001}, "limit", id="limit-10001"),
+    pytest.param({"limit": "many"}, "limit", id="limit-not-an-int"),
+    pytest.param({"after_step": -2}, "after_step", id="after-step-below-minus-one"),
+    pytest.param({"after_step": 2**40 + 1}, "after_step", id="after-step-beyond-the-last-step"),
+    pytest.param({"after_step": "99999999999999999999"}, "after_step", id="after-step-beyond-64-bits"),
+    pytest.param({"after_step": "1.5"}, "after_step", id="after-step-not-an-int"),
+    pytest.param({"after_step": "²"}, "after_step", id="after-step-superscript-two"),
+])
+def test_a_page_outside_the_bounds_is_422_naming_the_parameter(
+    api: httpx.Client, run_id: str, params: dict[str, Any], field: str
+) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+
+    response = api.get(f"/runs/{run_id}/metrics", params=params)
+
+    assert response.status_code == 422, response.text
+    assert field in response.json()["detail"]
+
+
+def test_pages_of_an_unknown_run_are_404(api: httpx.Client, run_id: str) -> None:
+    assert api.get(f"/runs/{run_id}/metrics", params={"after_step": 3, "limit": 5}).status_code == 404

@@ -185,20 +185,25 @@ def test_a_deleted_id_can_be_created_again_from_scratch(api: httpx.Client, run_i
     assert api.get(f"/runs/{run_id}/metrics").json()["reports"] == []
 
 
-def _all_runs(api: httpx.Client, limit: int) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"limit": limit}
+def _pages(api: httpx.Client, limit: int, **query: str) -> list[list[dict[str, Any]]]:
+    """Every page of GET /runs, following next_cursor."""
+    pages: list[list[dict[str, Any]]] = []
+    params: dict[str, Any] = {"limit": limit, **query}
     for _ in range(10_000):
         response = api.get("/runs", params=params)
         assert response.status_code == 200, response.text
         page = response.json()
         assert len(page["runs"]) <= limit
-        runs += page["runs"]
+        pages.append(page["runs"])
         if page["next_cursor"] is None:
-            return runs
+            return pages
         assert page["runs"], "a page with a next cursor must not be empty"
-        params = {"limit": limit, "cursor": page["next_cursor"]}
+        params = {**params, "cursor": page["next_cursor"]}
     raise AssertionError("pagination never ended")
+
+
+def _all_runs(api: httpx.Client, limit: int, **query: str) -> list[dict[str, Any]]:
+    return [run for page in _pages(api, limit, **query) for run in page]
 
 
 def test_list_runs_is_oldest_first_and_pages_cover_every_run_once(api: httpx.Client, run_id: str) -> None:
@@ -241,6 +246,101 @@ def test_list_runs_defaults_to_pages_of_100(api: httpx.Client, run_id: str) -> N
 
     assert len(page["runs"]) == 100
     assert page["next_cursor"] is not None
+
+
+# Ids that share prefixes and hold every character an id may have besides letters and digits.
+SUFFIXES = ["a_b", "ab", "a-b", "a.b", "A_b", "a_", "a", "a_b_c", "b_a", "az", "a.b-c_d"]
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [
+    pytest.param("a_", ["a_b", "a_", "a_b_c"], id="underscore-is-no-wildcard"),
+    pytest.param("a_b", ["a_b", "a_b_c"], id="a-whole-id-and-longer-ones"),
+    pytest.param("a.", ["a.b", "a.b-c_d"], id="dot-is-no-wildcard"),
+    pytest.param("a-", ["a-b"], id="dash"),
+    pytest.param("A", ["A_b"], id="case-sensitive"),
+    pytest.param("a", ["a_b", "ab", "a-b", "a.b", "a_", "a", "a_b_c", "az", "a.b-c_d"], id="one-letter"),
+    pytest.param("a.b-c_d", ["a.b-c_d"], id="the-whole-of-one-id"),
+    pytest.param("c", [], id="no-match"),
+])
+def test_prefix_lists_only_the_runs_whose_id_starts_with_it_oldest_first(
+    api: httpx.Client, run_id: str, prefix: str, expected: list[str]
+) -> None:
+    for suffix in SUFFIXES:
+        create_run(api, f"{run_id}.{suffix}", {"schedule": EXPONENTIAL})
+
+    listed = _all_runs(api, limit=1000, prefix=f"{run_id}.{prefix}")
+
+    assert [run["run_id"] for run in listed] == [f"{run_id}.{each}" for each in expected]
+
+
+def test_pages_of_a_prefix_follow_the_cursor_to_the_end(api: httpx.Client, run_id: str) -> None:
+    matching = [f"{run_id}_x{i}" for i in range(7)]
+    for i, each in enumerate(matching):
+        create_run(api, each, {"schedule": EXPONENTIAL})
+        create_run(api, f"{run_id}-x{i}", {"schedule": EXPONENTIAL})  # between them, never listed
+
+    pages = _pages(api, limit=3, prefix=f"{run_id}_")
+
+    assert [[run["run_id"] for run in page] for page in pages] == [matching[:3], matching[3:6], matching[6:]]
+    (listed,) = _pages(api, limit=1000, prefix=f"{run_id}_")
+    assert listed == [run for page in pages for run in page]
+    assert listed[0]["spec"]["schedule"] == {**EXPONENTIAL, "staircase": False}
+    assert set(listed[0]) == {"run_id", "spec", "created_at", "latest_step", "version"}
+
+
+@pytest.mark.parametrize("prefix", [
+    pytest.param("", id="empty"),
+    pytest.param("a%", id="percent"),
+    pytest.param("a*", id="star"),
+    pytest.param("a b", id="space"),
+    pytest.param("a/b", id="slash"),
+    pytest.param("é", id="non-ascii-letter"),
+    pytest.param("x" * 129, id="129-characters"),
+])
+def test_a_prefix_that_no_run_id_could_start_with_is_422_naming_prefix(api: httpx.Client, prefix: str) -> None:
+    response = api.get("/runs", params={"prefix": prefix})
+
+    assert response.status_code == 422, response.text
+    assert "prefix" in response.json()["detail"]
+
+
+def test_a_prefix_of_128_characters_is_accepted(api: httpx.Client, run_id: str) -> None:
+    full = run_id + "x" * (128 - len(run_id))
+    create_run(api, full, {"schedule": EXPONENTIAL})
+
+    listed = _all_runs(api, limit=1000, prefix=full)
+
+    assert [run["run_id"] for run in listed] == [full]
+
+
+@pytest.mark.parametrize("cursor", [
+    pytest.param("99999999999999999999", id="beyond-64-bits"),
+    pytest.param("9223372036854775808", id="just-beyond-64-bits"),
+    pytest.param("9" * 5000, id="5000-digits"),
+    pytest.param("²", id="superscript-two"),
+    pytest.param("١٢", id="arabic-indic-digits"),
+    pytest.param("-1", id="negative"),
+    pytest.param("+1", id="plus-sign"),
+    pytest.param(" 1", id="space"),
+    pytest.param("1.0", id="decimal"),
+    pytest.param("0x10", id="hex"),
+    pytest.param("", id="empty"),
+])
+def test_a_cursor_this_api_never_returns_is_422_naming_cursor(api: httpx.Client, cursor: str) -> None:
+    response = api.get("/runs", params={"cursor": cursor})
+
+    assert response.status_code == 422, response.text
+    assert "cursor" in response.json()["detail"]
+    assert "next_cursor" in response.json()["detail"], "the detail says where a valid cursor comes from"
+
+
+def test_the_largest_64_bit_cursor_is_past_every_run(api: httpx.Client, run_id: str) -> None:
+    create_run(api, run_id, {"schedule": EXPONENTIAL})
+
+    response = api.get("/runs", params={"cursor": str(2**63 - 1)})
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"runs": [], "next_cursor": None}
 
 
 def test_list_shows_the_latest_step_of_each_run(api: httpx.Client, run_id: str) -> None:

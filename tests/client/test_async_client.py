@@ -62,3 +62,41 @@ def test_every_method_of_the_async_client_works_against_a_real_server(server: Se
             await client.lr(others[0], 0)
 
     asyncio.run(scenario())
+
+
+def test_prefixes_and_pages_behave_as_in_the_sync_client(server: Server, run_id: str) -> None:
+    mine = [f"{run_id}_{i}" for i in range(3)]
+    with lrclient.Client(server.url) as sync:
+        for i, each in enumerate(mine):
+            sync.create_run(each, PIECEWISE)
+            sync.create_run(f"{run_id}-{i}", PIECEWISE)  # "_" is no wildcard: never listed
+        sync.create_run(run_id, HALVING)
+        for step in range(7):
+            sync.report(run_id, step, {"val_loss": float(step)})
+        expected_page = sync.report_page(run_id, after_step=1, limit=3)
+        expected_reports = sync.reports(run_id)
+
+    async def scenario() -> None:
+        counting = AsyncCountingTransport()
+        async with lrclient.AsyncClient(server.url, transport=counting) as client:
+            first = await client.list_runs(limit=2, prefix=f"{run_id}_")
+            assert [r.run_id for r in first.runs] == mine[:2] and first.next_cursor is not None
+            rest = await client.list_runs(cursor=first.next_cursor, prefix=f"{run_id}_")
+            assert [r.run_id for r in rest.runs] == mine[2:] and rest.next_cursor is None
+            assert [r.run_id async for r in client.iter_runs(page_size=2, prefix=f"{run_id}_")] == mine
+            with pytest.raises(lrclient.InvalidSpec, match="cursor"):
+                await client.list_runs(cursor="\u00b2")
+
+            assert await client.report_page(run_id, after_step=1, limit=3) == expected_page
+            assert await client.reports(run_id) == expected_reports
+            assert [e.step for e in await client.reports(run_id, after_step=2, limit=2)] == [3, 4]
+            before = len(counting.requests)
+            walked = [e async for e in client.iter_reports(run_id, page_size=3)]
+            assert walked == expected_reports
+            assert len(counting.requests) - before == 3, "pages of 3, 3 and 1"
+            with pytest.raises(ValueError, match="page_size"):
+                client.iter_reports(run_id, page_size=0)
+            with pytest.raises(ValueError, match="limit"):
+                await client.reports(run_id, limit=0)
+
+    asyncio.run(scenario())

@@ -71,6 +71,100 @@ def test_list_runs_pages_oldest_first_and_iter_runs_walks_every_page(client: lrc
     assert listed[0].spec["schedule"]["values"] == [0.3, 0.2, 0.1]
 
 
+def test_list_runs_and_iter_runs_keep_only_ids_starting_with_a_literal_prefix(
+    client: lrclient.Client, counting: CountingTransport, run_id: str
+) -> None:
+    mine = [f"{run_id}_{i}" for i in range(5)]
+    for i, each in enumerate(mine):
+        client.create_run(each, PIECEWISE)
+        client.create_run(f"{run_id}-{i}", PIECEWISE)  # "_" is no wildcard: never listed
+    first = client.list_runs(limit=2, prefix=f"{run_id}_")
+    rest = client.list_runs(limit=1000, cursor=first.next_cursor, prefix=f"{run_id}_")
+    assert [r.run_id for r in first.runs] == mine[:2] and first.next_cursor is not None
+    assert [r.run_id for r in rest.runs] == mine[2:] and rest.next_cursor is None
+    before = counting.paths("/runs")
+    assert [r.run_id for r in client.iter_runs(page_size=2, prefix=f"{run_id}_")] == mine
+    assert counting.paths("/runs") - before == 3, "pages of 2, 2 and 1"
+
+
+@pytest.mark.parametrize(("arguments", "named"), [
+    ({"prefix": "a%"}, "prefix"),
+    ({"prefix": ""}, "prefix"),
+    ({"cursor": "\u00b2"}, "cursor"),
+    ({"cursor": "99999999999999999999"}, "cursor"),
+])
+def test_a_prefix_or_cursor_the_service_refuses_raises_invalid_spec_naming_it(
+    client: lrclient.Client, arguments: dict[str, str], named: str
+) -> None:
+    with pytest.raises(lrclient.InvalidSpec) as raised:
+        client.list_runs(**arguments)
+    assert raised.value.status == 422 and named in raised.value.detail
+
+
+def report_losses(client: lrclient.Client, run_id: str, steps: range) -> None:
+    client.create_run(run_id, HALVING)
+    for step in steps:
+        client.report(run_id, step, {"val_loss": float(step)})
+
+
+def test_report_page_gives_one_page_and_the_after_step_of_the_next(client: lrclient.Client, run_id: str) -> None:
+    report_losses(client, run_id, range(7))
+    first = client.report_page(run_id, limit=3)
+    assert isinstance(first, lrclient.ReportPage)
+    assert (first.run_id, [e.step for e in first.reports], first.next_after_step, first.version) == (
+        run_id, [0, 1, 2], 2, 7)
+    assert first.reports[2].metrics == {"val_loss": 2.0} and first.reports[1].reduced is True
+    second = client.report_page(run_id, after_step=first.next_after_step, limit=3)
+    last = client.report_page(run_id, after_step=second.next_after_step, limit=3)
+    assert [e.step for e in second.reports + last.reports] == [3, 4, 5, 6]
+    assert last.next_after_step is None
+    whole = client.report_page(run_id)
+    assert [e.step for e in whole.reports] == list(range(7)) and whole.next_after_step is None
+    with pytest.raises(lrclient.InvalidSpec):
+        client.report_page(run_id, limit=10_001)
+
+
+def test_iter_reports_walks_every_page_lazily(
+    client: lrclient.Client, counting: CountingTransport, run_id: str
+) -> None:
+    report_losses(client, run_id, range(7))
+    before = counting.paths("/metrics")
+    assert [e.step for e in client.iter_reports(run_id, page_size=3)] == list(range(7))
+    assert counting.paths("/metrics") - before == 3, "pages of 3, 3 and 1"
+    assert [e.step for e in client.iter_reports(run_id, after_step=4, page_size=3)] == [5, 6]
+    before = counting.paths("/metrics")
+    walk = client.iter_reports(run_id, page_size=2)
+    assert counting.paths("/metrics") == before, "nothing is fetched before the first report is asked for"
+    assert [next(walk).step, next(walk).step] == [0, 1]
+    assert counting.paths("/metrics") - before == 1
+
+
+def test_reports_returns_every_report_whatever_the_number_of_pages(
+    client: lrclient.Client, counting: CountingTransport, run_id: str
+) -> None:
+    report_losses(client, run_id, range(1001))  # one more than a page of the service
+    before = counting.paths("/metrics")
+    everything = client.reports(run_id)
+    assert [e.step for e in everything] == list(range(1001))
+    assert counting.paths("/metrics") - before == 2
+    assert everything[1000].metrics == {"val_loss": 1000.0}
+    assert [e.step for e in client.reports(run_id, after_step=997)] == [998, 999, 1000]
+    assert [e.step for e in client.reports(run_id, after_step=10, limit=3)] == [11, 12, 13]
+    assert [e.step for e in client.reports(run_id, after_step=995, limit=3000)] == [996, 997, 998, 999, 1000]
+    assert client.reports(run_id, after_step=1000) == []
+
+
+@pytest.mark.parametrize("arguments", [{"limit": 0}, {"limit": -1}, {"limit": True}, {"page_size": 0},
+                                       {"page_size": 10_001}, {"page_size": 2.5}])
+def test_a_walk_with_a_senseless_limit_or_page_size_raises_before_sending(
+    client: lrclient.Client, counting: CountingTransport, run_id: str, arguments: dict[str, float]
+) -> None:
+    method = client.reports if "limit" in arguments else client.iter_reports
+    with pytest.raises(ValueError, match=next(iter(arguments))):
+        method(run_id, **arguments)
+    assert counting.requests == []
+
+
 def test_lr_and_lr_range_serve_the_schedule(client: lrclient.Client, run_id: str) -> None:
     client.create_run(run_id, PIECEWISE)
     assert [client.lr(run_id, step) for step in (0, 2, 3, 4, 5, 1000)] == [0.3, 0.3, 0.2, 0.2, 0.1, 0.1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -14,17 +15,50 @@ from lrserve.store import Store, open_store
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+@contextmanager
+def throwaway_schema(database_url: str) -> Iterator[str]:
+    """A URL of `database_url` whose tables live in a new schema, dropped afterwards."""
+    schema = f"lrserve_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A database URL whose tables live in a new schema, dropped afterwards."""
-    schema = f"lrserve_test_{uuid.uuid4().hex[:12]}"
+    with throwaway_schema(POSTGRES_ADMIN_URL) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def linguistic_postgres() -> Iterator[str]:
+    """A PostgreSQL database that sorts text by ICU's en-US rules ('-' < '_' < 'a' < 'A' < 'b'), as databases
+    created in an en_US locale do, rather than by code point as the `test` database does."""
+    name = f"lrserve_icu_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                      "LOCALE 'C.UTF-8'")
     try:
-        yield f"{POSTGRES_ADMIN_URL}?options=-csearch_path%3D{schema}"
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def linguistic_store(linguistic_postgres: str) -> Iterator[Store]:
+    """A fresh PostgreSQL store in a database with a linguistic collation."""
+    with throwaway_schema(linguistic_postgres) as url:
+        opened = open_store(url)
+        try:
+            yield opened
+        finally:
+            opened.close()
 
 
 @pytest.fixture

@@ -105,6 +105,60 @@ def test_runs_are_listed_oldest_first_in_pages_with_their_latest_step(store: Sto
     assert [r.run_id for r in rest] == ["b"]
 
 
+PREFIXED = ["a_b", "ab", "a-b", "a.b", "A_b", "a_", "a", "a_b_c", "b_a", "az", "azz", "a9", "aZ"]
+
+
+def listed(store: Store, prefix: str | None, after_seq: int = 0, limit: int = 100) -> list[str]:
+    return [r.run_id for r in store.list_runs(after_seq, limit, prefix)]
+
+
+PREFIX_CASES = [
+    pytest.param("a_", ["a_b", "a_", "a_b_c"], id="underscore-is-no-wildcard"),
+    pytest.param("a_b", ["a_b", "a_b_c"], id="a-whole-id-and-its-extensions"),
+    pytest.param("a", ["a_b", "ab", "a-b", "a.b", "a_", "a", "a_b_c", "az", "azz", "a9", "aZ"], id="one-letter"),
+    pytest.param("A", ["A_b"], id="case-sensitive"),
+    pytest.param("a.", ["a.b"], id="dot-is-no-wildcard"),
+    pytest.param("a-", ["a-b"], id="dash-whose-successor-is-dot"),
+    pytest.param("az", ["az", "azz"], id="ends-in-z"),
+    pytest.param("a9", ["a9"], id="ends-in-9"),
+    pytest.param("aZ", ["aZ"], id="ends-in-Z"),
+    pytest.param("b", ["b_a"], id="other-letter"),
+    pytest.param("a_b_c_d", [], id="longer-than-every-id"),
+    pytest.param("c", [], id="no-match"),
+    pytest.param(None, PREFIXED, id="no-prefix"),
+]
+
+
+@pytest.mark.parametrize(("prefix", "expected"), PREFIX_CASES)
+def test_a_prefix_lists_exactly_the_runs_whose_id_starts_with_it_oldest_first(
+    store: Store, prefix: str | None, expected: list[str]
+) -> None:
+    for name in PREFIXED:
+        store.create_run(run(name))
+    assert listed(store, prefix) == expected
+
+
+@pytest.mark.parametrize(("prefix", "expected"), PREFIX_CASES)
+def test_a_prefix_means_the_same_in_a_postgres_database_that_sorts_text_linguistically(
+    linguistic_store: Store, prefix: str | None, expected: list[str]
+) -> None:
+    for name in PREFIXED:
+        linguistic_store.create_run(run(name))
+    assert listed(linguistic_store, prefix) == expected
+
+
+def test_pages_of_a_prefix_continue_after_the_last_run_of_the_previous_page(store: Store) -> None:
+    for i in range(7):
+        store.create_run(run(f"x_{i}"))
+        store.create_run(run(f"xy{i}"))  # between the matching runs, never listed
+    first = store.list_runs(0, 3, "x_")
+    second = store.list_runs(first[-1].seq, 3, "x_")
+    third = store.list_runs(second[-1].seq, 3, "x_")
+    assert [[r.run_id for r in page] for page in (first, second, third)] == [
+        ["x_0", "x_1", "x_2"], ["x_3", "x_4", "x_5"], ["x_6"]]
+    assert listed(store, "x_", after_seq=third[-1].seq) == []
+
+
 def test_a_write_to_an_unknown_run_raises_run_not_found(store: Store) -> None:
     with pytest.raises(RunNotFound):
         with store.writing("missing"):

@@ -49,6 +49,8 @@ class RunSummary(BaseModel):
 
 
 class RunList(BaseModel):
+    """One page of runs; `next_cursor` is the `cursor` of the next page, null on the last."""
+
     runs: list[RunSummary]
     next_cursor: str | None
 
@@ -85,8 +87,11 @@ class ReportEntry(BaseModel):
 
 
 class ReportList(BaseModel):
+    """One page of a run's reports; `next_after_step` is the `after_step` of the next page, null on the last."""
+
     run_id: str
     reports: list[ReportEntry]
+    next_after_step: int | None
 
 
 class ErrorOut(BaseModel):

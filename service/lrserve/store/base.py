@@ -108,8 +108,9 @@ class Store(ABC):
         """The run with its reports (by step) and revisions (in order), or None."""
 
     @abstractmethod
-    def list_runs(self, after_seq: int, limit: int) -> list[RunRecord]:
-        """Runs created after `after_seq`, oldest first."""
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+        """At most `limit` runs created after `after_seq`, oldest first; only ids starting with `prefix`
+        (case-sensitive, every character literal) when one is given."""
 
     @abstractmethod
     def delete_run(self, run_id: str) -> bool:

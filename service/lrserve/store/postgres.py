@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS run_events (
     run_id TEXT NOT NULL,
     at DOUBLE PRECISION NOT NULL
 );
+CREATE INDEX IF NOT EXISTS runs_run_id_bytewise ON runs (run_id COLLATE "C");
 """
 
 
@@ -57,6 +58,7 @@ class PostgresStore(SqlStore):
     placeholder = "%s"
     lock_row = " FOR UPDATE"
     lock_events = "LOCK TABLE run_events IN EXCLUSIVE MODE"
+    bytewise = ' COLLATE "C"'  # a prefix range in the database's locale (en_US, ICU) would miss ids
 
     def __init__(self, url: str, pool_size: int = 8, timeout: float = 10.0) -> None:
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False)

@@ -1,6 +1,6 @@
 """The SQL both backends share. A backend supplies its schema, its transactions and its dialect's
-differences: the parameter placeholder, how a run's row is locked (`FOR UPDATE`), and how the event log
-is kept in commit order."""
+differences: the parameter placeholder, how a run's row is locked (`FOR UPDATE`), how the event log is
+kept in commit order, and how to compare run ids byte by byte (`COLLATE "C"`)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ class SqlStore(Store):
     lock_events = ""
     """A statement that makes event inserts wait for each other, so that event ids follow commit order
     (a reader that has seen event n must never later find a smaller id committed after it)."""
+    bytewise = ""
+    """Makes a comparison of run_id follow code points (bytes of UTF-8), whatever the database's locale."""
 
     @abstractmethod
     def _transaction(self, write: bool = True) -> AbstractContextManager[Connection]:
@@ -82,13 +84,20 @@ class SqlStore(Store):
             revisions=[revision_from_row(*r) for r in revisions],
         )
 
-    def list_runs(self, after_seq: int, limit: int) -> list[RunRecord]:
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+        # A prefix is a range of ids, not a LIKE pattern: no wildcard to escape ('_' is common in ids),
+        # no case folding (SQLite's LIKE ignores case), and an index on run_id can serve it.
+        where = "seq > ?"
+        params: list[Any] = [after_seq]
+        if prefix:
+            where += f" AND run_id{self.bytewise} >= ? AND run_id{self.bytewise} < ?"
+            params += prefix_range(prefix)
         with self._transaction(write=False) as db:
             rows = self._run(
                 db, "SELECT seq, run_id, spec, created_at, version, "
                     "(SELECT MAX(step) FROM reports WHERE run_seq = runs.seq) "
-                    "FROM runs WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
+                    f"FROM runs WHERE {where} ORDER BY seq LIMIT ?",
+                (*params, limit),
             ).fetchall()
         return [run_from_row(*row) for row in rows]
 
@@ -166,3 +175,10 @@ class _SqlRunWriter(RunWriter):
         )
         self._store._log_event(self._db, self._run_id)
         self.changed = True
+
+
+def prefix_range(prefix: str) -> list[str]:
+    """[low, high): in code-point order, the ids that start with `prefix` are exactly those from `prefix`
+    up to (not including) `prefix` with its last character incremented. Run ids are ASCII, so the
+    incremented character always exists."""
+    return [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]

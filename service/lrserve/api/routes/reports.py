@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
 from lrserve.api.routes.runs import run_body
 from lrserve.api.schemas import ErrorOut, ReportList, ReportOutcome, RevisionCreated, RunOut
-from lrserve.spec import Report, Revision, Rewind
+from lrserve.pages import report_page
+from lrserve.spec import MAX_STEP, Report, Revision, Rewind
+
+MAX_REPORTS_PAGE = 10_000
 
 router = APIRouter(
     tags=["history"],
@@ -29,11 +32,21 @@ def report_metrics(run_id: RunId, report: Report, runs: RunsDep, response: Respo
 
 
 @router.get("/runs/{run_id}/metrics", response_model=ReportList)
-def list_reports(run_id: RunId, runs: RunsDep, response: Response) -> dict[str, Any]:
-    """The accepted reports, oldest first, each with its outcome."""
+def list_reports(
+    run_id: RunId,
+    runs: RunsDep,
+    response: Response,
+    after_step: Annotated[int | None, Query(ge=-1, le=MAX_STEP, description=(
+        "only reports on later steps: the next_after_step of the previous page; leave out to start "
+        "from the first report"))] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_REPORTS_PAGE, description="at most this many reports")] = 1000,
+) -> dict[str, Any]:
+    """The accepted reports, oldest first, each with its outcome, a page at a time: pass `next_after_step`
+    back as `after_step` for the next page; it is null on the last page."""
     view = runs.view(run_id)
     response.headers[VERSION_HEADER] = str(view.record.version)
-    return {"run_id": run_id, "reports": [r.__dict__ for r in view.reports]}
+    page, next_after_step = report_page(view.reports, after_step, limit)
+    return {"run_id": run_id, "reports": [r.__dict__ for r in page], "next_after_step": next_after_step}
 
 
 @router.post("/runs/{run_id}/rewind", response_model=RunOut)

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
+from lrserve.api.deps import VERSION_HEADER, RunId, RunIdPrefix, RunsDep
 from lrserve.api.schemas import ErrorOut, RunList, RunOut
-from lrserve.errors import InvalidInput
 from lrserve.history import RunView
+from lrserve.pages import parse_cursor
 from lrserve.spec import RunSpec
 
 router = APIRouter(tags=["runs"], responses={422: {"model": ErrorOut}})
@@ -70,12 +70,12 @@ async def delete_run(run_id: RunId, runs: RunsDep) -> Response:
 def list_runs(
     runs: RunsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Annotated[str | None, Query(description="a next_cursor from the previous page")] = None,
+    prefix: RunIdPrefix = None,
 ) -> dict[str, Any]:
-    """Runs, oldest first; pass `next_cursor` back as `cursor` for the next page."""
-    if cursor is not None and not cursor.isdigit():
-        raise InvalidInput(f"cursor: must be a next_cursor value returned by GET /runs; received {cursor!r}")
-    records = runs.list_runs(int(cursor or 0), limit + 1)
+    """Runs, oldest first, only those whose id starts with `prefix` if given; pass `next_cursor` back as
+    `cursor` (with the same `prefix`) for the next page."""
+    records = runs.list_runs(parse_cursor(cursor), limit + 1, prefix)
     page = records[:limit]
     return {
         "runs": [
