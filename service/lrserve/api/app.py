@@ -23,7 +23,9 @@ DESCRIPTION = (
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    """The app for `settings`, by default those of the environment (as `uvicorn --factory` and every
+    worker of `lrserve serve` call it)."""
+    settings = settings if settings is not None else Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
