@@ -284,3 +284,31 @@ def test_sigterm_under_report_load_keeps_every_acknowledged_report_and_exits_0(t
                   for each in client.get(f"/runs/{run}/metrics").json()["reports"]}
     lost = acknowledged - stored
     assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged reports are gone, e.g. {sorted(lost)[:5]}"
+
+
+@pytest.mark.parametrize(("workers", "sig"), [(1, signal.SIGTERM), (1, signal.SIGINT), (2, signal.SIGTERM)],
+                         ids=["1-worker-sigterm", "1-worker-sigint", "2-workers-sigterm"])
+def test_a_client_holding_half_a_body_delays_the_exit_only_until_the_shutdown_timeout(
+    workers: int, sig: signal.Signals, tmp_path: Path,
+) -> None:
+    port, database = free_port(), f"sqlite:///{tmp_path / 'runs.db'}"
+    argv = [lrserve(), "serve", "--shutdown-timeout", "2", "--workers", str(workers)]
+    with started(argv, {"LRSERVE_PORT": str(port), "LRSERVE_DATABASE_URL": database}, tmp_path, port) as server, \
+            socket.create_connection(("127.0.0.1", port), timeout=15) as idle, \
+            socket.create_connection(("127.0.0.1", port), timeout=15) as stuck:
+        # One idle keep-alive connection, after a complete exchange ...
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: lrserve\r\n\r\n")
+        assert idle.recv(4096).startswith(b"HTTP/1.1 200 ")
+        # ... and one request whose body stops after 10 of its 1000 bytes.
+        stuck.sendall(b"POST /runs/half/metrics HTTP/1.1\r\nHost: lrserve\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n" + b'{"step": 0')
+        signalled = time.monotonic()
+        server.process.send_signal(sig)
+        code = server.process.wait(timeout=40)
+        took = time.monotonic() - signalled
+        answer = stuck.recv(4096)
+
+    assert code == 0, server.log.read_text()
+    assert took < 6, f"the process took {took:.1f} s to exit with a 2 s shutdown timeout"
+    assert answer.startswith(b"HTTP/1.1 503 "), answer  # cut, never acknowledged
+    assert b"shutting down" in answer
