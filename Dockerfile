@@ -25,7 +25,12 @@ RUN groupadd --gid 10001 lrserve \
 # Numeric, so that runtimes enforcing runAsNonRoot can verify it without /etc/passwd.
 USER 10001:10001
 VOLUME /data
-ENV LRSERVE_DATABASE_URL=sqlite:////data/lrserve.db
+# `docker stop` sends SIGTERM and, 10 s later, SIGKILL: requests still running after 8 s are cut, so
+# that the service exits on its own first. Raise both together (`docker stop -t`,
+# terminationGracePeriodSeconds). More processes on the one port: LRSERVE_WORKERS.
+ENV LRSERVE_DATABASE_URL=sqlite:////data/lrserve.db \
+    LRSERVE_WORKERS=1 \
+    LRSERVE_SHUTDOWN_TIMEOUT=8
 
 EXPOSE 8000
 

@@ -17,9 +17,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 
-# What `lrserve serve` passes to uvicorn.run besides host and port (service/lrserve/cli.py);
+# What `lrserve serve` passes to uvicorn.run besides the app, host, port and workers (service/lrserve/cli.py);
 # the bare app runs under exactly these, so the ratio measures lrserve's own work.
-UVICORN_OPTIONS: dict[str, object] = {"access_log": False, "log_level": "info"}
+UVICORN_OPTIONS: dict[str, object] = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 10}
 
 
 def free_port() -> int:

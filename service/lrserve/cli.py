@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-from lrserve.settings import Settings
+from lrserve.settings import Settings, SettingsError, flags_as_env, masked_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,10 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
 
     serve = commands.add_parser("serve", help="run the HTTP service")
+    # Numbers are parsed by Settings, not argparse, so that a bad flag and a bad variable get the same
+    # one-line message.
     serve.add_argument("--host", help="interface to bind (env LRSERVE_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (env LRSERVE_PORT, default 8000)")
+    serve.add_argument("--port", help="port (env LRSERVE_PORT, default 8000)")
     serve.add_argument("--database", help="sqlite:///path.db or postgresql://... "
                                           "(env LRSERVE_DATABASE_URL, default sqlite:///./lrserve.db)")
+    serve.add_argument("--workers", help="processes serving the port (env LRSERVE_WORKERS, default 1)")
+    serve.add_argument("--shutdown-timeout", metavar="SECONDS",
+                       help="on SIGTERM, cut requests still running after this long "
+                            "(env LRSERVE_SHUTDOWN_TIMEOUT, default 10)")
     serve.set_defaults(handler=_serve)
 
     preview = commands.add_parser("preview", help="print a spec's learning rates without a server")
@@ -43,27 +52,54 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from lrserve.api import create_app
-
-    settings = Settings.from_env()
-    settings = replace(
-        settings,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        database_url=args.database or settings.database_url,
-    )
+    flags = {"host": args.host, "port": args.port, "database_url": args.database,
+             "workers": args.workers, "shutdown_timeout": args.shutdown_timeout}
+    try:
+        settings = Settings.from_env(os.environ, flags)
+    except SettingsError as error:
+        print(f"lrserve serve: {error}", file=sys.stderr)
+        return 2
     try:
         from lrserve.store import open_store
 
         open_store(settings.database_url).close()
     except Exception as error:
-        print(f"lrserve: cannot open the database {settings.database_url!r}: {error}", file=sys.stderr)
+        print(f"lrserve serve: cannot open the database {masked_url(settings.database_url)!r}: {error}",
+              file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+
+    import uvicorn
+
+    # One start path for any number of workers: each process (this one too, when there is one worker)
+    # builds its app with `create_app()`, which reads the settings back from the environment.
+    os.environ.update(flags_as_env(flags))
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    print(_startup_line(settings), file=sys.stderr, flush=True)
+    # uvicorn annotates the timeout as int but hands it to asyncio.wait_for, which takes any seconds.
+    deadline: Any = settings.shutdown_timeout
+    uvicorn.run("lrserve.api:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, timeout_graceful_shutdown=deadline,
                 access_log=settings.access_log, log_level="info")
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handler: exit with status 0.
+
+    uvicorn handles SIGTERM while it serves; after its graceful shutdown it raises the signal again for
+    the handler that was there before it. With the default one that would kill the process (status
+    -15) although it stopped as asked.
+    """
+    raise SystemExit(0)
+
+
+def _startup_line(settings: Settings) -> str:
+    from lrserve import __version__
+
+    workers = f"{settings.workers} worker" + ("s" if settings.workers > 1 else "")
+    return (f"lrserve {__version__}: http://{settings.host}:{settings.port}, {workers}, "
+            f"database {masked_url(settings.database_url)}, auth {'on' if settings.token else 'off'}, "
+            f"shutdown timeout {settings.shutdown_timeout:g} s")
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -103,5 +139,6 @@ def _preview(args: argparse.Namespace) -> int:
 def _openapi(args: argparse.Namespace) -> int:
     from lrserve.api import create_app
 
-    print(json.dumps(create_app().openapi(), indent=2, sort_keys=True))
+    # The document does not depend on the environment: default settings, whatever is set.
+    print(json.dumps(create_app(Settings()).openapi(), indent=2, sort_keys=True))
     return 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
-from conftest import free_port, running_server
+from conftest import free_port, running_server, stop_process, wait_until_healthy
+from lrserve import __version__
 
 SPEC = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5},
         "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1}}
@@ -33,3 +35,23 @@ def test_serve_refuses_an_unreachable_postgresql_with_a_clear_message() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "cannot open the database" in result.stderr
+
+
+def test_serve_logs_the_postgresql_url_with_its_password_masked(postgres_url: str, tmp_path: Path) -> None:
+    # The test server trusts every local user, so any password connects: it must never reach the log.
+    with_password = postgres_url.replace("postgresql://postgres@", "postgresql://postgres:hunter2@")
+    port, log = free_port(), tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "lrserve", "serve", "--port", str(port),
+                                    "--database", with_password], stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process)
+    finally:
+        stop_process(process)
+    text = log.read_text()
+    assert "hunter2" not in text
+    masked = with_password.replace(":hunter2@", ":***@")
+    assert [line for line in text.splitlines() if line.startswith("lrserve ")] == [
+        f"lrserve {__version__}: http://127.0.0.1:{port}, 1 worker, database {masked}, auth off, "
+        f"shutdown timeout 10 s"
+    ]

@@ -12,6 +12,7 @@ from lrserve.api.auth import BearerTokenAuth
 from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
 from lrserve.api.routes import health, lr, reports, runs
+from lrserve.api.shutdown import AnswerCutRequests
 from lrserve.runs import Runs
 from lrserve.settings import Settings
 from lrserve.store import open_store
@@ -23,7 +24,9 @@ DESCRIPTION = (
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    """The app for `settings`, by default those of the environment (as `uvicorn --factory` and every
+    worker of `lrserve serve` call it)."""
+    settings = settings if settings is not None else Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,4 +50,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.token:
         app.add_middleware(BearerTokenAuth, token=settings.token)
+    app.add_middleware(AnswerCutRequests)  # outermost: it sees every request the deadline cuts
     return app
