@@ -1,30 +1,17 @@
-"""Fixtures for the storage contract: a fresh store of each backend, and PostgreSQL URLs in a throwaway schema."""
+"""Fixtures for the storage contract: a fresh store of each backend.
+
+`postgres_url` (a throwaway schema on the local PostgreSQL) lives in tests/conftest.py, shared with
+the deployment tests.
+"""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from lrserve.store import Store, open_store
-
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A database URL whose tables live in a new schema, dropped afterwards."""
-    schema = f"lrserve_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture
