@@ -97,10 +97,10 @@ def _replace_upstream_servers(text: str, upstream_urls: Sequence[str]) -> str:
         raise AssertionError("deploy/nginx.conf has no `upstream lrserve { ... }` block")
     server = re.compile(r"^(\s*)server\s+\S+(.*);$")
     lines = block.group(2).splitlines(keepends=True)
-    first = next((server.match(line) for line in lines if server.match(line)), None)
-    if first is None:
+    servers = [m for m in map(server.match, lines) if m]
+    if not servers:
         raise AssertionError("`upstream lrserve` in deploy/nginx.conf lists no server")
-    indent, parameters = first.groups()
+    indent, parameters = servers[0].groups()
     replaced = "".join(f"{indent}server {_host_port(url)}{parameters};\n" for url in upstream_urls)
     body, placed = [], False
     for line in lines:

@@ -39,7 +39,6 @@ class Topology:
     """nginx, in front of both replicas."""
     replicas: tuple[Server, Server]
     access_log: Path
-    database_url: str
 
 
 @contextmanager
@@ -51,7 +50,7 @@ def topology(database_url: str, access_log: Path) -> Iterator[Topology]:
                         for _ in range(2)]
         first, second = (future.result() for future in starting)
         url = stack.enter_context(nginx_in_front([first.url, second.url], access_log=access_log))
-        yield Topology(url, (first, second), access_log, database_url)
+        yield Topology(url, (first, second), access_log)
 
 
 @pytest.fixture(scope="module")
