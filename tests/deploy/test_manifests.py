@@ -212,13 +212,14 @@ def test_compose_keeps_postgres_data_in_a_named_volume_and_checks_its_health(com
     assert "pg_isready" in postgres["healthcheck"]["test"]
 
 
-def test_compose_replicas_use_postgres_and_the_token_once_it_is_healthy(compose: dict[str, Any]) -> None:
+def test_compose_replicas_use_postgres_once_it_is_healthy_take_the_token_and_report_readiness(compose: dict[str, Any]) -> None:
     for name, service in replicas(compose).items():
         env = service["environment"]
         database = urlsplit(env["LRSERVE_DATABASE_URL"])
         assert (database.scheme, database.hostname, database.password) == ("postgresql", "postgres", "pw"), name
         assert env["LRSERVE_TOKEN"] == "s3cret", f"{name} does not take LRSERVE_TOKEN from the environment"
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
+        assert "127.0.0.1:8000/readyz" in " ".join(service["healthcheck"]["test"]), name
 
 
 def test_compose_refuses_to_start_without_a_token_or_a_database_password(tmp_path: Path) -> None:
@@ -233,7 +234,9 @@ def test_compose_publishes_nginx_on_8000_with_deploy_nginx_conf(compose: dict[st
     assert [(p["target"], str(p["published"])) for p in nginx["ports"]] == [(8000, "8000")]
     mounts = {Path(v["source"]): v["target"] for v in nginx["volumes"] if v["type"] == "bind"}
     assert mounts == {NGINX_CONF: "/etc/nginx/nginx.conf"}
-    assert set(nginx["depends_on"]) == set(replicas(compose))
+    assert {name: d["condition"] for name, d in nginx["depends_on"].items()} == {
+        name: "service_healthy" for name in replicas(compose)
+    }
 
 
 def test_nginx_upstream_lists_exactly_the_compose_replicas(compose: dict[str, Any]) -> None:
