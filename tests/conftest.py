@@ -1,4 +1,5 @@
-"""Shared fixtures: every HTTP test talks to a real `lrserve serve` process on a free loopback port."""
+"""Shared fixtures: every HTTP test talks to a real `lrserve serve` process on a free loopback port,
+and PostgreSQL tests work in a throwaway schema of the local server."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 _run_ids = itertools.count()
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -113,3 +118,24 @@ def run_id(request: pytest.FixtureRequest) -> str:
     """A run id unique within the session, readable in server logs."""
     name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:90]
     return f"{name}-{os.getpid()}-{next(_run_ids)}"
+
+
+@contextmanager
+def throwaway_schema(database_url: str = POSTGRES_ADMIN_URL) -> Iterator[str]:
+    """A URL of `database_url` (the local server's `test` database by default) whose tables live in a
+    new schema, dropped on exit."""
+    schema = f"lrserve_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A database URL whose tables live in a new schema, dropped afterwards."""
+    with throwaway_schema() as url:
+        yield url

@@ -1,38 +1,20 @@
-"""Fixtures for the storage contract: a fresh store of each backend, and PostgreSQL URLs in a throwaway schema."""
+"""Fixtures for the storage contract: a fresh store of each backend.
+
+`postgres_url` (a throwaway schema on the local PostgreSQL) lives in tests/conftest.py, shared with
+the deployment tests.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from conftest import POSTGRES_ADMIN_URL, throwaway_schema
 from lrserve.store import Store, open_store
-
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@contextmanager
-def throwaway_schema(database_url: str) -> Iterator[str]:
-    """A URL of `database_url` whose tables live in a new schema, dropped afterwards."""
-    schema = f"lrserve_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(database_url, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{database_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A database URL whose tables live in a new schema, dropped afterwards."""
-    with throwaway_schema(POSTGRES_ADMIN_URL) as url:
-        yield url
 
 
 @pytest.fixture(scope="session")

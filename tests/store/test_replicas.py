@@ -17,19 +17,11 @@ import httpx
 import pytest
 
 from conftest import Server, running_server
+from workloads import PLATEAU_SPEC, lr, serial_replay, train_workers
 
-PLATEAU_SPEC = {
-    "schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 40, "decay_rate": 0.5},
-    "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 2},
-}
 HALVING = {"schedule": {"type": "constant", "learning_rate": 0.1},
            "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1}}
 WORKERS, EPOCHS = 32, 100
-
-
-def loss_at(epoch: int) -> float:
-    """The all-reduced validation loss of an epoch: flat for 8 epochs at a time, so the plateau acts."""
-    return 1.0 / (1 + epoch // 8)
 
 
 @dataclass
@@ -52,12 +44,6 @@ def replicas(database_url: str) -> Iterator[Replicas]:
         yield Replicas(servers, clients)
 
 
-def lr(api: httpx.Client, run_id: str, step: int) -> float:
-    response = api.get(f"/runs/{run_id}/lr", params={"step": step})
-    assert response.status_code == 200, response.text
-    return response.json()["lr"]
-
-
 def report(api: httpx.Client, run_id: str, step: int, metrics: dict) -> httpx.Response:
     return api.post(f"/runs/{run_id}/metrics", json={"step": step, "metrics": metrics})
 
@@ -68,29 +54,13 @@ def in_threads(count: int, work: Callable[[int], object]) -> list:
 
 
 def test_32_workers_for_100_epochs_see_the_same_lrs_as_a_serial_replay(replicas: Replicas) -> None:
-    """Each worker reads the lr of epoch e, trains (a few ms), reports the all-reduced loss of e and
-    goes on; every request goes to a random replica. A worker asks for epoch e only after its own
-    report of e-1 was acknowledged, so every report the lr of e depends on is in: all must agree."""
     assert replicas.any().put("/runs/shared", json=PLATEAU_SPEC).status_code == 201
 
-    def train(worker: int) -> list[float]:
-        rng = random.Random(worker)
-        seen = []
-        for epoch in range(EPOCHS):
-            seen.append(lr(replicas.any(), "shared", epoch))
-            time.sleep(rng.uniform(0.0, 0.004))  # training the epoch
-            response = report(replicas.any(), "shared", epoch, {"val_loss": loss_at(epoch)})
-            assert response.status_code == 200, response.text
-        return seen
-
-    sequences = in_threads(WORKERS, train)
+    sequences = train_workers(replicas.any, "shared", WORKERS, EPOCHS)
 
     serial = replicas.clients[0]
     assert serial.put("/runs/serial", json=PLATEAU_SPEC).status_code == 201
-    replay = []
-    for epoch in range(EPOCHS):
-        replay.append(lr(serial, "serial", epoch))
-        assert report(serial, "serial", epoch, {"val_loss": loss_at(epoch)}).status_code == 200
+    replay = serial_replay(serial, "serial", EPOCHS)
     disagreeing = [w for w, seen in enumerate(sequences) if seen != replay]
     assert not disagreeing, f"workers {disagreeing} trained with other lrs than the serial replay"
     assert serial.get("/runs/serial").json()["state"]["reductions"] >= 5  # the plateau really acted
