@@ -75,6 +75,9 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ.update(flags_as_env(flags))
     signal.signal(signal.SIGTERM, _exit_cleanly)
     print(_startup_line(settings), file=sys.stderr, flush=True)
+    if not settings.auth and not _loopback(settings.host):
+        print(f"lrserve serve: WARNING: serving on {settings.host} without a token: anyone who can reach "
+              "this address can change or delete every run; set LRSERVE_TOKEN", file=sys.stderr, flush=True)
     # uvicorn annotates the timeout as int but hands it to asyncio.wait_for, which takes any seconds.
     deadline: Any = settings.shutdown_timeout
     uvicorn.run("lrserve.api:create_app", factory=True, host=settings.host, port=settings.port,
@@ -98,8 +101,26 @@ def _startup_line(settings: Settings) -> str:
 
     workers = f"{settings.workers} worker" + ("s" if settings.workers > 1 else "")
     return (f"lrserve {__version__}: http://{settings.host}:{settings.port}, {workers}, "
-            f"database {masked_url(settings.database_url)}, auth {'on' if settings.token else 'off'}, "
+            f"database {masked_url(settings.database_url)}, auth {_auth(settings)}, "
             f"shutdown timeout {settings.shutdown_timeout:g} s")
+
+
+def _auth(settings: Settings) -> str:
+    if not settings.auth:
+        return "off"
+    tokens = f"{len(settings.tokens)} token" + ("s" if len(settings.tokens) > 1 else "")
+    return f"on ({tokens}" + (f", {len(settings.read_tokens)} read-only)" if settings.read_tokens else ")")
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _preview(args: argparse.Namespace) -> int:

@@ -26,7 +26,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = DEFAULT_DATABASE_URL
-    token: str | None = None
+    tokens: tuple[str, ...] = ()
+    """Bearer tokens that may do everything (LRSERVE_TOKEN, comma-separated for rotation); none: no auth."""
+    read_tokens: tuple[str, ...] = ()
+    """Bearer tokens that may only read: GET and HEAD (LRSERVE_READ_TOKEN)."""
     max_body_bytes: int = 1024 * 1024
     access_log: bool = False
     cache_seconds: float = 0.0
@@ -52,7 +55,15 @@ class Settings:
                 values[option.field] = option.parse(given, option.flag)
             elif option.variable in env:
                 values[option.field] = option.parse(env[option.variable], option.variable)
-        return cls(**values)
+        settings = cls(**values)
+        if settings.read_tokens and not settings.tokens:
+            raise SettingsError("LRSERVE_READ_TOKEN is set but LRSERVE_TOKEN is not: nobody could write; "
+                                "set LRSERVE_TOKEN too (or unset LRSERVE_READ_TOKEN to serve without auth)")
+        return settings
+
+    @property
+    def auth(self) -> bool:
+        return bool(self.tokens)
 
 
 def flags_as_env(flags: Mapping[str, str | None]) -> dict[str, str]:
@@ -92,8 +103,20 @@ def _text(raw: str, name: str) -> str:
     return raw
 
 
-def _token(raw: str, name: str) -> str | None:
-    return raw or None
+def _tokens(raw: str, name: str) -> tuple[str, ...]:
+    """Comma-separated tokens, each stripped of surrounding whitespace (a secret file's trailing newline).
+
+    Set but empty (or an empty entry, as in "a,,b") is refused: silently serving without auth, or with
+    a token nobody meant, is worse than not starting.
+    """
+    tokens = tuple(token.strip() for token in raw.split(","))
+    if not any(tokens):
+        raise SettingsError(f"{name} is set but empty: set it to a token (or several, comma-separated), "
+                            "or unset it to serve without auth")
+    if not all(tokens):
+        raise SettingsError(f"{name} has an empty token between its commas (received {len(tokens)} entries); "
+                            "separate tokens with single commas")
+    return tokens
 
 
 def _switch(raw: str, name: str) -> bool:
@@ -129,7 +152,8 @@ OPTIONS = (
     Option("host", "LRSERVE_HOST", "--host", _text),
     Option("port", "LRSERVE_PORT", "--port", _integer(1, 65535)),
     Option("database_url", "LRSERVE_DATABASE_URL", "--database", _text),
-    Option("token", "LRSERVE_TOKEN", None, _token),
+    Option("tokens", "LRSERVE_TOKEN", None, _tokens),
+    Option("read_tokens", "LRSERVE_READ_TOKEN", None, _tokens),
     Option("max_body_bytes", "LRSERVE_MAX_BODY_BYTES", None, _integer(1)),
     Option("access_log", "LRSERVE_ACCESS_LOG", None, _switch),
     Option("cache_seconds", "LRSERVE_CACHE_SECONDS", None, _seconds),

@@ -1,16 +1,31 @@
-"""Auth: with LRSERVE_TOKEN set, every endpoint but /healthz and /readyz needs `Authorization: Bearer <token>`."""
+"""Auth: with LRSERVE_TOKEN set, every endpoint but /healthz and /readyz needs `Authorization: Bearer <token>`.
+
+LRSERVE_TOKEN may list several tokens (rotation), LRSERVE_READ_TOKEN tokens that may only read; surrounding
+whitespace is ignored, and a variable set but empty makes the service refuse to start.
+"""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
-from ._helpers import HALVING_PLATEAU, Server, running_server
+from lrserve.api import create_app
+from lrserve.settings import Settings
+
+from ._helpers import HALVING_PLATEAU, Server, free_port, running_server
 
 TOKEN = "s3cret-t0ken"
+OLD_TOKEN = "0ld-t0ken"
+READER = "read-0nly"
+OPEN = {"/healthz", "/readyz"}
 RUN = "guarded-run"
 DOOMED = "guarded-doomed"
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
@@ -46,7 +61,9 @@ WRONG = [
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database = f"sqlite:///{tmp_path_factory.mktemp('auth') / 'lrserve.db'}"
-    with running_server(database, env={"LRSERVE_TOKEN": TOKEN}) as server:
+    # As read from secret files: surrounding whitespace, a trailing newline; two tokens while rotating.
+    env = {"LRSERVE_TOKEN": f" {OLD_TOKEN} ,{TOKEN}\n", "LRSERVE_READ_TOKEN": f"{READER}\n"}
+    with running_server(database, env=env) as server:
         with httpx.Client(base_url=server.url, headers=GOOD) as client:
             for each in (RUN, DOOMED):
                 assert client.put(f"/runs/{each}", json=HALVING_PLATEAU).status_code == 201
@@ -99,3 +116,98 @@ def test_nothing_was_changed_by_the_rejected_requests(guarded: Server) -> None:
 @pytest.mark.parametrize("headers", [pytest.param({}, id="no-token"), *WRONG[:1]])
 def test_health_and_readiness_need_no_token(guarded: Server, path: str, headers: dict[str, str]) -> None:
     assert send(guarded, "GET", path, None, headers).status_code == 200
+
+
+def every_route() -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves, path parameters filled in: generated, so that a
+    route added later is covered without anyone remembering to list it here."""
+    app = create_app(Settings())
+    routes: set[tuple[str, str]] = set()
+
+    def walk(candidates: list) -> None:
+        for route in candidates:
+            included = getattr(route, "original_router", None)  # FastAPI's included routers
+            if included is not None:
+                walk(included.routes)
+            elif isinstance(route, (APIRoute, Route)):
+                routes.update((method, route.path.replace("{run_id}", RUN)) for method in route.methods or ())
+
+    walk(app.routes)
+    for path, operations in app.openapi()["paths"].items():  # and every operation the API documents
+        routes.update((method.upper(), path.replace("{run_id}", RUN)) for method in operations)
+    return sorted(routes)
+
+
+def test_the_generated_route_list_covers_the_api() -> None:
+    routes = every_route()
+    assert len(routes) >= len(ENDPOINTS) + 4  # the API, the OpenAPI document and the docs pages
+    assert ("POST", f"/runs/{RUN}/metrics") in routes and ("GET", "/openapi.json") in routes
+
+
+@pytest.mark.parametrize(("method", "path"), every_route())
+def test_every_route_but_the_health_probes_needs_a_token(guarded: Server, method: str, path: str) -> None:
+    response = send(guarded, method, path, None, {})
+
+    assert response.status_code == (200 if path in OPEN else 401), response.text
+
+
+@pytest.mark.parametrize(("method", "path"), every_route())
+def test_a_read_token_reads_and_never_writes(guarded: Server, method: str, path: str) -> None:
+    response = send(guarded, method, path, None, {"Authorization": f"Bearer {READER}"})
+
+    if method in ("GET", "HEAD"):
+        assert response.status_code not in (401, 403), response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert "may only read" in response.json()["detail"]
+
+
+def test_every_token_of_a_rotation_opens_the_api(guarded: Server) -> None:
+    for token in (OLD_TOKEN, TOKEN):
+        headers = {"Authorization": f"Bearer {token}"}
+        assert send(guarded, "PUT", f"/runs/{RUN}", HALVING_PLATEAU, headers).status_code == 200
+    assert send(guarded, "GET", "/runs", None, {"Authorization": f"Bearer {OLD_TOKEN},{TOKEN}"}).status_code == 401
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    pytest.param({"LRSERVE_TOKEN": ""}, "LRSERVE_TOKEN is set but empty", id="empty"),
+    pytest.param({"LRSERVE_TOKEN": " \n"}, "LRSERVE_TOKEN is set but empty", id="whitespace"),
+    pytest.param({"LRSERVE_TOKEN": "a,,b"}, "LRSERVE_TOKEN has an empty token", id="empty-entry"),
+    pytest.param({"LRSERVE_TOKEN": "a", "LRSERVE_READ_TOKEN": ""}, "LRSERVE_READ_TOKEN is set but empty",
+                 id="empty-read-token"),
+    pytest.param({"LRSERVE_READ_TOKEN": "r"}, "LRSERVE_READ_TOKEN is set but LRSERVE_TOKEN is not",
+                 id="read-token-alone"),
+])
+def test_a_token_variable_that_cannot_be_meant_refuses_to_start(
+    tmp_path, env: dict[str, str], message: str,
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lrserve", "serve", "--port", str(free_port()),
+         "--database", f"sqlite:///{tmp_path / 'x.db'}"],
+        env={**_clean_env(), **env}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_serving_without_a_token_on_a_non_loopback_address_warns(tmp_path) -> None:
+    """In a network namespace of its own (only a loopback device inside), so 0.0.0.0 reaches nobody."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["unshare", "--net", sys.executable, "-m", "lrserve", "serve", "--host", "0.0.0.0", "--port", str(port),
+         "--database", f"sqlite:///{tmp_path / 'x.db'}"],
+        env=_clean_env(), stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = [process.stderr.readline() for _ in range(2)]  # type: ignore[union-attr]
+    finally:
+        process.kill()
+        process.wait()
+    assert "auth off" in lines[0]
+    assert re.search(r"WARNING: serving on 0\.0\.0\.0 without a token.*set LRSERVE_TOKEN", lines[1]), lines
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}

@@ -195,7 +195,7 @@ def test_every_way_of_starting_enforces_the_token_and_writes_the_database_of_its
     if path.startup_line:
         workers = f"{path.workers} worker" + ("s" if path.workers > 1 else "")
         assert [line for line in server.log.read_text().splitlines() if line.startswith("lrserve ")] == [
-            f"lrserve {__version__}: http://127.0.0.1:{port}, {workers}, database {database}, auth on, "
+            f"lrserve {__version__}: http://127.0.0.1:{port}, {workers}, database {database}, auth on (1 token), "
             f"shutdown timeout 10 s"
         ]
     assert database_mentions(data / "runs.db", run_id)

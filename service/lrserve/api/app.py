@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(reports.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    if settings.token:
-        app.add_middleware(BearerTokenAuth, token=settings.token)
+    if settings.auth:
+        app.add_middleware(BearerTokenAuth, tokens=settings.tokens, read_tokens=settings.read_tokens)
     app.add_middleware(AnswerCutRequests)  # outermost: it sees every request the deadline cuts
     return app

@@ -1,7 +1,9 @@
 """Bearer-token auth as a pure ASGI middleware, installed only when LRSERVE_TOKEN is set.
 
-A middleware rather than a router dependency: it guards every path (the OpenAPI document included) in
-one place, and costs nothing at all when no token is configured.
+A middleware rather than a router dependency: it guards every path (the OpenAPI document and /docs
+included) in one place, so a new route cannot be left open, and it costs nothing at all when no token
+is configured. Tokens of LRSERVE_TOKEN may do everything; tokens of LRSERVE_READ_TOKEN may only read
+(GET, HEAD). Only the health probes are open.
 """
 
 from __future__ import annotations
@@ -12,31 +14,54 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class BearerTokenAuth:
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, tokens: tuple[str, ...], read_tokens: tuple[str, ...] = ()) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.tokens = tuple(token.encode() for token in tokens)
+        self.read_tokens = tuple(token.encode() for token in read_tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._authorized(scope):
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        body = json.dumps({
-            "detail": "missing or wrong token: send the header 'Authorization: Bearer <LRSERVE_TOKEN>'"
-        }).encode()
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", b"Bearer"),
-        ]})
-        await send({"type": "http.response.body", "body": body})
+        sent = _bearer(scope)
+        if sent is not None and _one_of(sent, self.tokens):
+            await self.app(scope, receive, send)
+            return
+        if sent is not None and _one_of(sent, self.read_tokens):
+            if scope["method"] in READ_METHODS:
+                await self.app(scope, receive, send)
+                return
+            await _refuse(send, 403, f"this token may only read (GET, HEAD); {scope['method']} needs a token "
+                                     "of LRSERVE_TOKEN")
+            return
+        await _refuse(send, 401, "missing or wrong token: send the header 'Authorization: Bearer <token>' "
+                                 "with a token of LRSERVE_TOKEN (or, to read only, of LRSERVE_READ_TOKEN)")
 
-    def _authorized(self, scope: Scope) -> bool:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(
-                    b"Bearer " + token.strip(), self.expected
-                )
-        return False
+
+def _bearer(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            return token.strip() if scheme.lower() == b"bearer" else None
+    return None
+
+
+def _one_of(sent: bytes, tokens: tuple[bytes, ...]) -> bool:
+    """Compares with every token in constant time, so the answer's timing tells nothing about any of them."""
+    found = False
+    for token in tokens:
+        found |= hmac.compare_digest(sent, token)
+    return found
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
