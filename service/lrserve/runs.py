@@ -180,11 +180,17 @@ class Runs:
         return self._locks[hash(run_id) % _LOCK_STRIPES]
 
 
-def range_steps(start: int, stop: int, every: int) -> np.ndarray:
-    count = max(0, math.ceil((stop - start) / every))
+def range_count(start: int, stop: int, every: int) -> int:
+    """How many steps start, start+every, ... < stop are; 422 over MAX_RANGE_VALUES."""
+    count = max(0, -(-(stop - start) // every))
     if count > MAX_RANGE_VALUES:
         raise InvalidInput(
             f"stop: the range start={start}, stop={stop}, every={every} has {count} steps; "
             f"at most {MAX_RANGE_VALUES} per call (split the range or raise every)"
         )
+    return count
+
+
+def range_steps(start: int, stop: int, every: int) -> np.ndarray:
+    range_count(start, stop, every)
     return np.arange(start, stop, every, dtype=np.float64)
