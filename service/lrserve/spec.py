@@ -25,6 +25,36 @@ STORED = "stored"
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        """No string anywhere in a body (names and values alike) may hold a NUL character: PostgreSQL
+        cannot store one, and no run id, metric name, reason or expression needs it."""
+        where = _nul_in(data)
+        if where is not None:
+            raise ValueError(f"{where or 'body'}: must not contain the NUL character (\\u0000)")
+        return data
+
+
+def _nul_in(data: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) holding "\\x00", or None."""
+    if isinstance(data, str):
+        return path if "\x00" in data else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return inner
+            found = _nul_in(value, inner)
+            if found is not None:
+                return found
+    if isinstance(data, list):
+        for index, value in enumerate(data):
+            found = _nul_in(value, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
 
 def check_finite(schedule: ScheduleModel) -> None:
     """Refuse a schedule whose lr is not a finite number >= 0 somewhere in its first 10,000 steps.
@@ -80,6 +110,10 @@ class Rewind(_Body):
 
 
 MetricValue = float | Literal["NaN", "Infinity", "-Infinity"]
+MAX_METRICS = 100
+MAX_METRIC_NAME = 128
+"""A report holds at most 100 metrics of names up to 128 characters: a page of 1,000 reports stays a few
+MB, where 1,000 metrics of 200 characters made a single run's history hundreds of MB."""
 
 
 class Report(_Body):
@@ -88,8 +122,8 @@ class Report(_Body):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=True)
 
     step: Step
-    metrics: Annotated[dict[Annotated[str, Field(min_length=1, max_length=200)], MetricValue],
-                       Field(max_length=1000)]
+    metrics: Annotated[dict[Annotated[str, Field(min_length=1, max_length=MAX_METRIC_NAME)], MetricValue],
+                       Field(max_length=MAX_METRICS)]
 
     @field_validator("metrics")
     @classmethod
