@@ -159,7 +159,7 @@ def _preview(args: argparse.Namespace) -> int:
     from lrserve.errors import LrserveError, describe_errors
     from lrserve.history import view_of
     from lrserve.runs import range_steps
-    from lrserve.spec import RunSpec
+    from lrserve.spec import RunSpec, check_finite
     from lrserve.store import RunRecord, StoredRun
 
     try:
@@ -167,6 +167,7 @@ def _preview(args: argparse.Namespace) -> int:
         if isinstance(document, dict) and "schedule" not in document:
             document = {"schedule": document}
         spec = RunSpec.model_validate(document)
+        check_finite(spec.schedule)
         view = view_of(StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at="")))
         steps = range_steps(0, args.steps, args.every)
         values = view.lrs(steps)

@@ -7,8 +7,9 @@ import re
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lrserve.errors import InvalidInput
 from lrserve.plateau import KerasPlateau, PlateauSpec, TorchPlateau
 from lrserve.schedules import Schedule, ScheduleModel
 
@@ -18,8 +19,6 @@ _RUN_ID = re.compile(RUN_ID_PATTERN)
 _CHECKED_STEPS = np.arange(10_000, dtype=np.float64)
 
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
-STORED = "stored"
-"""Validation context flag for a spec read back from storage: it was checked when it was accepted."""
 
 
 class _Body(BaseModel):
@@ -56,17 +55,39 @@ def _nul_in(data: Any, path: str = "") -> str | None:
     return None
 
 
-def check_finite(schedule: ScheduleModel) -> None:
-    """Refuse a schedule whose lr is not a finite number >= 0 somewhere in its first 10,000 steps.
+MAX_SCHEDULES = 64
+"""Schedules in one spec, nested ones included: validating a spec costs a few ms at most (it happens
+before the request reaches the thread pool), however its 1 MiB are spent."""
 
-    Later steps are checked when they are asked for (a 422 for that step, never a 5xx).
+
+def _count_schedules(raw: Any) -> int:
+    """Schedule objects in a raw (unvalidated) schedule document, counted before anything is parsed."""
+    if not isinstance(raw, dict):
+        return 0
+    children = raw.get("schedules")
+    return 1 + (sum(_count_schedules(child) for child in children) if isinstance(children, list) else 0)
+
+
+def _limit_schedules(data: Any) -> Any:
+    if isinstance(data, dict) and _count_schedules(data.get("schedule")) > MAX_SCHEDULES:
+        raise ValueError(f"schedule: at most {MAX_SCHEDULES} schedules in one spec, nested ones included; "
+                         f"received {_count_schedules(data.get('schedule'))}")
+    return data
+
+
+def check_finite(schedule: ScheduleModel) -> None:
+    """Refuse a schedule whose lr is not a finite number >= 0 somewhere in its first 10,000 steps (422).
+
+    Called where a schedule is created or revised, in the thread pool (it evaluates 10,000 steps); not in
+    validation, so a spec read back from storage is not checked again. Later steps are checked when they
+    are asked for (a 422 for that step, never a 5xx).
     """
     with np.errstate(all="ignore"):
         values = schedule.build()(_CHECKED_STEPS)
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         first = int(np.argmax(bad))
-        raise ValueError(
+        raise InvalidInput(
             f"schedule: the {schedule.type} schedule's learning rate at step {first} would be {values[first]}; "
             "a learning rate must be a finite number >= 0"
         )
@@ -79,11 +100,7 @@ class RunSpec(_Body):
     plateau: PlateauSpec | None = None
     step_unit: Literal["epoch", "batch"] = "epoch"
 
-    @model_validator(mode="after")
-    def _schedule_is_finite(self, info: ValidationInfo) -> RunSpec:
-        if not (info.context or {}).get(STORED):
-            check_finite(self.schedule)
-        return self
+    _schedule_count = model_validator(mode="before")(_limit_schedules)
 
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in: two specs are the same when these are equal."""
@@ -97,10 +114,7 @@ class Revision(_Body):
     schedule: Schedule
     reason: Annotated[str, Field(max_length=2000)] = ""
 
-    @model_validator(mode="after")
-    def _schedule_is_finite(self) -> Revision:
-        check_finite(self.schedule)
-        return self
+    _schedule_count = model_validator(mode="before")(_limit_schedules)
 
 
 class Rewind(_Body):
