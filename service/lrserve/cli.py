@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -42,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
     preview = commands.add_parser("preview", help="print a spec's learning rates without a server")
     preview.add_argument("spec", type=Path, help="a JSON file with a run spec, or just a schedule")
-    preview.add_argument("--steps", type=int, default=20, help="how many steps (default 20)")
-    preview.add_argument("--every", type=int, default=1, help="print every K-th step (default 1)")
+    preview.add_argument("--steps", type=_at_least(0), default=20, help="how many steps (default 20)")
+    preview.add_argument("--every", type=_at_least(1), default=1, help="print every K-th step (default 1)")
     preview.set_defaults(handler=_preview)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document (regenerates openapi.json)")
@@ -51,7 +53,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= minimum, else argparse's one-line usage error and exit code 2."""
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum} (received {raw!r})")
+        return value
+
+    return parse
+
+
+def _server_installed(command: str) -> bool:
+    """Whether the `server` extra is installed; if not, say how to install it, in one line."""
+    missing = [name for name in ("fastapi", "uvicorn", "pydantic", "numpy", "orjson")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"lrserve {command}: needs the server, which is not installed here (missing: {', '.join(missing)}); "
+              "install it with: pip install 'lrserve[server]'", file=sys.stderr)
+    return not missing
+
+
 def _serve(args: argparse.Namespace) -> int:
+    if not _server_installed("serve"):
+        return 2
     flags = {"host": args.host, "port": args.port, "database_url": args.database,
              "workers": args.workers, "shutdown_timeout": args.shutdown_timeout}
     try:
@@ -124,12 +152,14 @@ def _loopback(host: str) -> bool:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    if not _server_installed("preview"):
+        return 2
     from pydantic import ValidationError
 
     from lrserve.errors import LrserveError, describe_errors
     from lrserve.history import view_of
     from lrserve.runs import range_steps
-    from lrserve.spec import RunSpec
+    from lrserve.spec import RunSpec, check_finite
     from lrserve.store import RunRecord, StoredRun
 
     try:
@@ -137,6 +167,7 @@ def _preview(args: argparse.Namespace) -> int:
         if isinstance(document, dict) and "schedule" not in document:
             document = {"schedule": document}
         spec = RunSpec.model_validate(document)
+        check_finite(spec.schedule)
         view = view_of(StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at="")))
         steps = range_steps(0, args.steps, args.every)
         values = view.lrs(steps)

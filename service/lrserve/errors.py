@@ -44,17 +44,8 @@ class StorageUnavailable(LrserveError):
     pass
 
 
-def describe_errors(errors: list[dict]) -> str:
-    """Turn pydantic error dicts into one sentence per problem: where, what rule, what was received."""
-    return "; ".join(_describe(error) for error in errors)
+def describe_errors(errors: list[dict], body: type | None = None) -> str:
+    """Turn pydantic error dicts into one sentence per problem (see `lrserve.messages`)."""
+    from lrserve.messages import describe_errors as describe
 
-
-def _describe(error: dict) -> str:
-    loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
-    where = ".".join(loc)
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    text = f"{where}: {message}" if where else message
-    if "input" in error and error.get("type") not in ("missing", "value_error"):
-        received = repr(error["input"])
-        text += f" (received {received[:120]}{'...' if len(received) > 120 else ''})"
-    return text
+    return describe(errors, body)

@@ -23,7 +23,7 @@ from lrserve.plateau import KerasPlateau, TorchPlateau, TrackerState, advance
 from lrserve.schedules import ScheduleAdapter, ScheduleFn
 from lrserve.schedules.expression import ExpressionError
 from lrserve.schedules.join import join
-from lrserve.spec import MAX_STEP, STORED, Report, Revision, RunSpec
+from lrserve.spec import MAX_STEP, Report, Revision, RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp, StoredRun
 
 
@@ -223,5 +223,5 @@ def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord,
 
 def view_of(stored: StoredRun) -> RunView:
     """Compile a stored run into a view."""
-    spec = RunSpec.model_validate(stored.run.spec, context={STORED: True})
+    spec = RunSpec.model_validate(stored.run.spec)
     return _compiled(stored.run, spec, tuple(stored.revisions), tuple(stored.reports))

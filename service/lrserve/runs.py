@@ -22,7 +22,7 @@ import numpy as np
 from lrserve.errors import InvalidInput, RunNotFound, SpecConflict
 from lrserve.freshness import DEFAULT_LEASE_SECONDS, EventWatch
 from lrserve.history import RunView, view_of
-from lrserve.spec import Report, Revision, Rewind, RunSpec
+from lrserve.spec import Report, Revision, Rewind, RunSpec, check_finite
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
 
 MAX_RANGE_VALUES = 1_000_000
@@ -93,6 +93,7 @@ class Runs:
 
     def create(self, run_id: str, spec: RunSpec) -> tuple[RunView, bool]:
         """Create the run; (view, False) when the same spec already exists under this id."""
+        check_finite(spec.schedule)
         canonical = spec.canonical()
         created = self.store.create_run(RunRecord(run_id=run_id, spec=canonical, created_at=now()))
         view = self.view(run_id)
@@ -130,6 +131,7 @@ class Runs:
         return self._write(run_id, truncate)
 
     def revise(self, run_id: str, revision: Revision) -> tuple[RevisionRecord, int]:
+        check_finite(revision.schedule)
         def append(view: RunView, writer: RunWriter) -> tuple[tuple[RevisionRecord, int], RunView]:
             record, after = view.revised(revision, now())
             writer.append_revision(record)
@@ -180,11 +182,17 @@ class Runs:
         return self._locks[hash(run_id) % _LOCK_STRIPES]
 
 
-def range_steps(start: int, stop: int, every: int) -> np.ndarray:
-    count = max(0, math.ceil((stop - start) / every))
+def range_count(start: int, stop: int, every: int) -> int:
+    """How many steps start, start+every, ... < stop are; 422 over MAX_RANGE_VALUES."""
+    count = max(0, -(-(stop - start) // every))
     if count > MAX_RANGE_VALUES:
         raise InvalidInput(
             f"stop: the range start={start}, stop={stop}, every={every} has {count} steps; "
             f"at most {MAX_RANGE_VALUES} per call (split the range or raise every)"
         )
+    return count
+
+
+def range_steps(start: int, stop: int, every: int) -> np.ndarray:
+    range_count(start, stop, every)
     return np.arange(start, stop, every, dtype=np.float64)

@@ -7,8 +7,9 @@ import re
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lrserve.errors import InvalidInput
 from lrserve.plateau import KerasPlateau, PlateauSpec, TorchPlateau
 from lrserve.schedules import Schedule, ScheduleModel
 
@@ -18,25 +19,75 @@ _RUN_ID = re.compile(RUN_ID_PATTERN)
 _CHECKED_STEPS = np.arange(10_000, dtype=np.float64)
 
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
-STORED = "stored"
-"""Validation context flag for a spec read back from storage: it was checked when it was accepted."""
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        """No string anywhere in a body (names and values alike) may hold a NUL character: PostgreSQL
+        cannot store one, and no run id, metric name, reason or expression needs it."""
+        where = _nul_in(data)
+        if where is not None:
+            raise ValueError(f"{where or 'body'}: must not contain the NUL character (\\u0000)")
+        return data
+
+
+def _nul_in(data: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) holding "\\x00", or None."""
+    if isinstance(data, str):
+        return path if "\x00" in data else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return inner
+            found = _nul_in(value, inner)
+            if found is not None:
+                return found
+    if isinstance(data, list):
+        for index, value in enumerate(data):
+            found = _nul_in(value, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
+MAX_SCHEDULES = 64
+"""Schedules in one spec, nested ones included: validating a spec costs a few ms at most (it happens
+before the request reaches the thread pool), however its 1 MiB are spent."""
+
+
+def _count_schedules(raw: Any) -> int:
+    """Schedule objects in a raw (unvalidated) schedule document, counted before anything is parsed."""
+    if not isinstance(raw, dict):
+        return 0
+    children = raw.get("schedules")
+    return 1 + (sum(_count_schedules(child) for child in children) if isinstance(children, list) else 0)
+
+
+def _limit_schedules(data: Any) -> Any:
+    if isinstance(data, dict) and _count_schedules(data.get("schedule")) > MAX_SCHEDULES:
+        raise ValueError(f"schedule: at most {MAX_SCHEDULES} schedules in one spec, nested ones included; "
+                         f"received {_count_schedules(data.get('schedule'))}")
+    return data
+
 
 def check_finite(schedule: ScheduleModel) -> None:
-    """Refuse a schedule whose lr is not a finite number >= 0 somewhere in its first 10,000 steps.
+    """Refuse a schedule whose lr is not a finite number >= 0 somewhere in its first 10,000 steps (422).
 
-    Later steps are checked when they are asked for (a 422 for that step, never a 5xx).
+    Called where a schedule is created or revised, in the thread pool (it evaluates 10,000 steps); not in
+    validation, so a spec read back from storage is not checked again. Later steps are checked when they
+    are asked for (a 422 for that step, never a 5xx).
     """
     with np.errstate(all="ignore"):
         values = schedule.build()(_CHECKED_STEPS)
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         first = int(np.argmax(bad))
-        raise ValueError(
+        raise InvalidInput(
             f"schedule: the {schedule.type} schedule's learning rate at step {first} would be {values[first]}; "
             "a learning rate must be a finite number >= 0"
         )
@@ -49,11 +100,7 @@ class RunSpec(_Body):
     plateau: PlateauSpec | None = None
     step_unit: Literal["epoch", "batch"] = "epoch"
 
-    @model_validator(mode="after")
-    def _schedule_is_finite(self, info: ValidationInfo) -> RunSpec:
-        if not (info.context or {}).get(STORED):
-            check_finite(self.schedule)
-        return self
+    _schedule_count = model_validator(mode="before")(_limit_schedules)
 
     def canonical(self) -> dict[str, Any]:
         """The spec with every default filled in: two specs are the same when these are equal."""
@@ -67,10 +114,7 @@ class Revision(_Body):
     schedule: Schedule
     reason: Annotated[str, Field(max_length=2000)] = ""
 
-    @model_validator(mode="after")
-    def _schedule_is_finite(self) -> Revision:
-        check_finite(self.schedule)
-        return self
+    _schedule_count = model_validator(mode="before")(_limit_schedules)
 
 
 class Rewind(_Body):
@@ -80,6 +124,10 @@ class Rewind(_Body):
 
 
 MetricValue = float | Literal["NaN", "Infinity", "-Infinity"]
+MAX_METRICS = 100
+MAX_METRIC_NAME = 128
+"""A report holds at most 100 metrics of names up to 128 characters: a page of 1,000 reports stays a few
+MB, where 1,000 metrics of 200 characters made a single run's history hundreds of MB."""
 
 
 class Report(_Body):
@@ -88,8 +136,8 @@ class Report(_Body):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=True)
 
     step: Step
-    metrics: Annotated[dict[Annotated[str, Field(min_length=1, max_length=200)], MetricValue],
-                       Field(max_length=1000)]
+    metrics: Annotated[dict[Annotated[str, Field(min_length=1, max_length=MAX_METRIC_NAME)], MetricValue],
+                       Field(max_length=MAX_METRICS)]
 
     @field_validator("metrics")
     @classmethod

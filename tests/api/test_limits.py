@@ -90,3 +90,32 @@ def test_readyz_is_503_once_the_sqlite_file_is_deleted(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 def test_probes_answer_json(api: httpx.Client, path: str) -> None:
     assert api.get(path).headers["content-type"].startswith("application/json")
+
+
+def raw_request(server_url: str, head: bytes, body: bytes = b"") -> bytes:
+    """Send bytes as they are (no client library would send these framings) and read the answer."""
+    import socket
+
+    host, port = server_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_content_length_with_transfer_encoding_is_400_and_the_body_limit_holds(server, run_id: str) -> None:
+    """The smuggling framing: a small declared length, and a chunked body far over the limit."""
+    big = b'{"step": 0, "metrics": {"val_loss": 1.0, "pad": "' + b"x" * (2 * MIB) + b'"}}'
+    chunked = b"%x\r\n" % len(big) + big + b"\r\n0\r\n\r\n"
+    head = (f"POST /runs/{run_id}/metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+
+    answer = raw_request(server.url, head, chunked[: 64 * 1024])  # refused on its headers, before the body
+
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"not both" in answer

@@ -238,3 +238,43 @@ def test_serve_flags_take_precedence_over_the_environment(tmp_path: Path) -> Non
         assert refuses_connections(f"http://127.0.0.2:{env_port}")
         assert (tmp_path / "flag.db").is_file()
         assert not (tmp_path / "env.db").exists()
+
+
+# --- mistakes get one line that says how to fix them ------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--every", "0"), ("--every", "x"), ("--steps", "-1")])
+def test_preview_refuses_a_bad_count_with_exit_2_naming_the_flag(tmp_path: Path, flag: str, value: str) -> None:
+    spec = write_spec(tmp_path, {"type": "constant", "learning_rate": 0.1})
+    result = lrserve("preview", str(spec), flag, value)
+    assert result.returncode == 2
+    assert f"argument {flag}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "preview"])
+def test_a_client_only_install_says_to_install_the_server_extra(tmp_path: Path, command: str) -> None:
+    """As with `pip install lrserve` (httpx only): the server's packages cannot be imported."""
+    hide = "import sys; [sys.modules.__setitem__(m, None) for m in ('fastapi', 'uvicorn', 'numpy')]; "
+    args = ["serve", "--port", str(free_port())] if command == "serve" else ["preview", "spec.json"]
+    result = subprocess.run(
+        [sys.executable, "-c", hide + f"from lrserve.cli import main; sys.exit(main({args!r}))"],
+        env=clean_env(), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"lrserve {command}: needs the server, which is not installed here (missing: fastapi, uvicorn, numpy); "
+        "install it with: pip install 'lrserve[server]'"
+    ]
+
+
+def test_a_missing_postgresql_database_is_named_at_once_with_the_createdb_command() -> None:
+    result = subprocess.run(
+        [lrserve_script(), "serve", "--port", str(free_port()),
+         "--database", "postgresql://postgres@127.0.0.1:5432/lrserve_no_such_db"],
+        env=clean_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines  # no pool warnings
+    assert 'database "lrserve_no_such_db" does not exist' in lines[0]
+    assert lines[0].endswith("createdb -h 127.0.0.1 -p 5432 -U postgres lrserve_no_such_db")

@@ -7,16 +7,19 @@ mapped onto a temporary directory.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -26,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 IMAGE_PORT = 8000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -226,15 +230,42 @@ def container_env(instructions: list[Instruction], volume: Path) -> dict[str, st
     return env
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        # The same option uvicorn sets, so a TIME_WAIT left by an earlier run is not "busy".
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
+class OwnNetwork:
+    """A network namespace of its own (a loopback device and nothing else), as a container has.
+
+    The image's CMD hard-codes port 8000; run inside, it never meets the port 8000 of this machine (a
+    developer's `make serve`). Programs are started in it with `nsenter`; `call` runs a function on a
+    thread that has entered it (a network namespace is per thread), so its sockets live there too.
+    """
+
+    def __init__(self) -> None:
+        self._holder = subprocess.Popen(
+            ["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 3600"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert self._holder.stdout is not None and self._holder.stdout.readline().strip() == "up", \
+            "cannot make a network namespace (needs root, unshare and ip)"
+        self.path = f"/proc/{self._holder.pid}/ns/net"
+
+    def argv(self, command: list[str]) -> list[str]:
+        return ["nsenter", f"--net={self.path}", "--", *command]
+
+    def call(self, fn: Callable[[], T]) -> T:
+        def inside() -> T:
+            descriptor = os.open(self.path, os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(descriptor, 0x40000000) != 0:  # CLONE_NEWNET
+                    raise OSError(ctypes.get_errno(), "setns failed")
+            finally:
+                os.close(descriptor)
+            return fn()
+
+        with ThreadPoolExecutor(1) as pool:  # the thread, and so the namespace, ends with the call
+            return pool.submit(inside).result()
+
+    def close(self) -> None:
+        self._holder.kill()
+        self._holder.wait()
 
 
 def wait_for_healthz(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -244,20 +275,14 @@ def wait_for_healthz(url: str, process: subprocess.Popen, log: Path) -> None:
         pytest.fail(f"the image CMD did not serve /healthz: {error}\n{log.read_text()}")
 
 
-def run_healthcheck(argv: list[str], env: dict[str, str], timeout: float) -> int:
-    return subprocess.run(argv, env=env, capture_output=True, timeout=timeout + 5).returncode
+def run_healthcheck(network: OwnNetwork, argv: list[str], env: dict[str, str], timeout: float) -> int:
+    return subprocess.run(network.argv(argv), env=env, capture_output=True, timeout=timeout + 5).returncode
 
 
 def test_image_command_serves_the_api_and_passes_its_own_healthcheck(
     instructions: list[Instruction], tmp_path: Path
 ) -> None:
-    # Everything that binds port 8000 lives in this one test, so that pytest-xdist can never
-    # run two of them at once.
-    if not port_is_free(IMAGE_PORT):
-        pytest.fail(
-            f"port {IMAGE_PORT} is already in use on this machine; the image's CMD hard-codes it, "
-            f"so this test needs it free (stop whatever listens there: `ss -ltnp 'sport = :{IMAGE_PORT}'`)"
-        )
+    network = OwnNetwork()  # port 8000 in there is free, whatever runs on this machine
     volume, workdir = tmp_path / "data", tmp_path / "app"
     volume.mkdir()
     workdir.mkdir()
@@ -269,26 +294,35 @@ def test_image_command_serves_the_api_and_passes_its_own_healthcheck(
     flags, probe = healthcheck_of(instructions)
     probe_timeout = seconds(flags.get("timeout", "30s"))
 
-    assert run_healthcheck(probe, env, probe_timeout) != 0, "the healthcheck passes with no server"
-
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, env=env, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{IMAGE_PORT}"
     try:
-        wait_for_healthz(url, process, log)
-        with httpx.Client(base_url=url, timeout=10.0) as api:
-            assert api.get("/healthz").json() == {"status": "ok"}
-            created = api.put("/runs/image-smoke", json={"schedule": {"type": "constant", "learning_rate": 0.01}})
-            assert created.status_code == 201, created.text
-            assert api.get("/runs/image-smoke/lr", params={"step": 3}).json() == {
-                "run_id": "image-smoke", "step": 3, "lr": 0.01,
-            }
-        # --host 0.0.0.0: reachable on another local address too, as a published port needs.
-        assert httpx.get(f"http://127.0.0.2:{IMAGE_PORT}/healthz", timeout=5).status_code == 200
-        assert (volume / "lrserve.db").is_file(), "the database is not on the /data volume"
-        assert not list(workdir.iterdir()), f"the server wrote into its working directory: {list(workdir.iterdir())}"
-        assert run_healthcheck(probe, env, probe_timeout) == 0, log.read_text()
+        assert run_healthcheck(network, probe, env, probe_timeout) != 0, "the healthcheck passes with no server"
+
+        log = tmp_path / "server.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(network.argv(argv), env=env, cwd=workdir, stdout=sink,
+                                       stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{IMAGE_PORT}"
+        try:
+            network.call(lambda: wait_for_healthz(url, process, log))
+
+            def smoke() -> None:
+                with httpx.Client(base_url=url, timeout=10.0) as api:
+                    assert api.get("/healthz").json()["status"] == "ok"
+                    created = api.put("/runs/image-smoke",
+                                      json={"schedule": {"type": "constant", "learning_rate": 0.01}})
+                    assert created.status_code == 201, created.text
+                    assert api.get("/runs/image-smoke/lr", params={"step": 3}).json() == {
+                        "run_id": "image-smoke", "step": 3, "lr": 0.01,
+                    }
+                # --host 0.0.0.0: reachable on another local address too, as a published port needs.
+                assert httpx.get(f"http://127.0.0.2:{IMAGE_PORT}/healthz", timeout=5).status_code == 200
+
+            network.call(smoke)
+            assert (volume / "lrserve.db").is_file(), "the database is not on the /data volume"
+            assert not list(workdir.iterdir()), f"the server wrote into its working directory: {list(workdir.iterdir())}"
+            assert run_healthcheck(network, probe, env, probe_timeout) == 0, log.read_text()
+        finally:
+            stop_process(process)
+        assert run_healthcheck(network, probe, env, probe_timeout) != 0, "the healthcheck passes after it stopped"
     finally:
-        stop_process(process)
-    assert run_healthcheck(probe, env, probe_timeout) != 0, "the healthcheck passes after the server stopped"
+        network.close()

@@ -11,6 +11,7 @@ from lrserve import __version__
 from lrserve.api.auth import BearerTokenAuth
 from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
+from lrserve.api.ranges import RangeSlots
 from lrserve.api.routes import health, lr, reports, runs
 from lrserve.api.shutdown import AnswerCutRequests
 from lrserve.runs import Runs
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs = Runs(store, trust_unsettled_for=settings.cache_seconds)
         runs.events.start()
         app.state.runs = runs
+        app.state.range_slots = RangeSlots()
         try:
             yield
         finally:

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lrserve.errors import (
     Conflict,
@@ -31,6 +32,12 @@ def status_of(error: LrserveError) -> int:
     return 500
 
 
+def _body_model(request: Request) -> type | None:
+    """The model of the matched route's JSON body, for messages that list its fields."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return getattr(getattr(body_field, "field_info", None), "annotation", None)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LrserveError)
     async def domain_error(request: Request, error: LrserveError) -> JSONResponse:
@@ -38,7 +45,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": describe_errors(list(error.errors()))}, status_code=422)
+        return JSONResponse({"detail": describe_errors(list(error.errors()), _body_model(request))}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_such_endpoint(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = str(error.detail)
+        if error.status_code == 404:
+            detail = (f"no endpoint at {request.url.path}; run ids are 1 to 128 characters of A-Z a-z 0-9 . _ - "
+                      "(no '/'), and the endpoints are listed at /docs")
+        elif error.status_code == 405:
+            allowed = (error.headers or {}).get("Allow", "")
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+        return JSONResponse({"detail": detail}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(ValidationError)
     async def invalid_document(request: Request, error: ValidationError) -> JSONResponse:

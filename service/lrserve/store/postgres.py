@@ -61,6 +61,7 @@ class PostgresStore(SqlStore):
     bytewise = ' COLLATE "C"'  # a prefix range in the database's locale (en_US, ICU) would miss ids
 
     def __init__(self, url: str, pool_size: int = 8, timeout: float = 10.0) -> None:
+        _probe(url, timeout)
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, timeout=timeout, open=False)
         try:
             self._pool.open(wait=True, timeout=timeout)
@@ -87,3 +88,19 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         self._pool.close()
 
+
+
+def _probe(url: str, timeout: float) -> None:
+    """One direct connection first: the server's own reason, at once, instead of the pool retrying for
+    `timeout` seconds with a warning per attempt; and a hint for the usual first-run mistake."""
+    try:
+        psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+    except psycopg.Error as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        hint = ""
+        if "does not exist" in reason and "database" in reason:
+            info = psycopg.conninfo.conninfo_to_dict(url)
+            options = " ".join(f"-{flag} {info[key]}" for flag, key in (("h", "host"), ("p", "port"), ("U", "user"))
+                               if info.get(key))
+            hint = f"; create it first: createdb {options} {info.get('dbname', '')}".replace("  ", " ")
+        raise StorageUnavailable(f"cannot connect to PostgreSQL: {reason}{hint}") from error

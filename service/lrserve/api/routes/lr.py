@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -11,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from lrserve.api.deps import VERSION_HEADER, RunId
 from lrserve.api.schemas import ErrorOut, LrOut, LrRangeOut
 from lrserve.history import RunView
-from lrserve.runs import Runs, range_steps
+from lrserve.api.ranges import LARGE, stream_range
+from lrserve.runs import Runs, range_count
 from lrserve.spec import MAX_STEP
 
 router = APIRouter(tags=["learning rates"], responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
@@ -51,7 +53,11 @@ async def get_lr_range(
     every: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
     """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call)."""
-    steps = range_steps(start, stop, every)
-    view = await _view(request, run_id, int(steps[-1]) if len(steps) else start)
-    values = view.lrs(steps) if len(steps) < 10_000 else await run_in_threadpool(view.lrs, steps)
-    return _json({"run_id": run_id, "start": start, "stop": stop, "every": every, "lr": values}, view)
+    count = range_count(start, stop, every)
+    view = await _view(request, run_id, start + every * (count - 1) if count else start)
+    head = {"run_id": run_id, "start": start, "stop": stop, "every": every}
+    if count < LARGE:
+        steps = np.arange(start, stop, every, dtype=np.float64)
+        return _json({**head, "lr": view.lrs(steps)}, view)
+    return await stream_range(request.app.state.range_slots, view, head, start, count, every,
+                              {VERSION_HEADER: str(view.record.version)})
