@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from lrserve.api import events
 from lrserve.errors import (
     Conflict,
     InvalidInput,
@@ -34,6 +35,8 @@ def status_of(error: LrserveError) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LrserveError)
     async def domain_error(request: Request, error: LrserveError) -> JSONResponse:
+        if isinstance(error, Conflict):
+            events.conflict(request.path_params.get("run_id"), error)
         return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 
     @app.exception_handler(RequestValidationError)
