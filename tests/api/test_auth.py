@@ -31,6 +31,7 @@ ENDPOINTS = [
     pytest.param("POST", f"/runs/{RUN}/revisions",
                  {"from_step": 100, "schedule": {"type": "constant", "learning_rate": 0.2}, "reason": "auth"}, 201,
                  id="revision"),
+    pytest.param("GET", "/metrics", None, 200, id="prometheus-metrics"),
 ]
 WRONG = [
     pytest.param({"Authorization": "Bearer not-the-token"}, id="wrong-token"),
@@ -99,3 +100,22 @@ def test_nothing_was_changed_by_the_rejected_requests(guarded: Server) -> None:
 @pytest.mark.parametrize("headers", [pytest.param({}, id="no-token"), *WRONG[:1]])
 def test_health_and_readiness_need_no_token(guarded: Server, path: str, headers: dict[str, str]) -> None:
     assert send(guarded, "GET", path, None, headers).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_load_balancer_probes_need_no_token(guarded: Server, path: str, method: str) -> None:
+    assert send(guarded, method, path, None, {}).status_code == 200
+
+
+def test_a_refused_request_is_counted_under_its_route_template(guarded: Server) -> None:
+    def refused(text: str) -> float:
+        line = f'lrserve_http_requests_total{{method="GET",route="/runs/{{run_id}}/lr",status="401"}} '
+        return float(next((row[len(line):] for row in text.splitlines() if row.startswith(line)), 0.0))
+
+    before = send(guarded, "GET", "/metrics", None, GOOD).text
+    assert send(guarded, "GET", f"/runs/{RUN}/lr?step=1", None, {}).status_code == 401
+    after = send(guarded, "GET", "/metrics", None, GOOD).text
+
+    assert refused(after) - refused(before) == 1
+    assert RUN not in after
