@@ -5,8 +5,8 @@ middlewares included. It costs a few microseconds on the hot path: the route tem
 scope after the application ran (Starlette puts the matched route there), the label children are looked
 up in plain dicts, and a response body is only looked at when the status is an error.
 
-Request id: the `X-Request-ID` header when it is 1 to 128 printable ASCII characters, else a new uuid4
-hex; echoed in the response's `X-Request-ID` and carried by every log line of the request.
+Request id: the `X-Request-ID` header when it is 1 to 128 printable ASCII characters, else a new random
+uuid4 in hex; echoed in the response's `X-Request-ID` and carried by every log line of the request.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
+from random import getrandbits
 from time import perf_counter
 from typing import Any
 
@@ -62,7 +62,18 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
             if 0 < len(text) <= MAX_REQUEST_ID and text.isascii() and text.isprintable():
                 return text
             break
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+_UUID4_CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_request_id() -> str:
+    """A random uuid4 in hex, from the process's Mersenne Twister (reseeded in forked children), not from
+    the system's randomness: the id only has to be unique, and a system call per request costs
+    microseconds on the hot path."""
+    return f"{getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 class Observe:
