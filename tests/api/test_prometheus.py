@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -148,6 +150,29 @@ def test_conflicts_are_counted_by_kind(api: httpx.Client, run_id: str) -> None:
         == {"spec": 1, "revision": 1, "report": 1}
     assert delta(before, after, "lrserve_repeats_total", kind="spec") == 1
     assert delta(before, after, "lrserve_runs_created_total") == 0
+
+
+def test_simultaneous_identical_reports_count_one_accepted_and_the_rest_as_repeats(
+    api: httpx.Client, served: Server, run_id: str
+) -> None:
+    """Every worker of a job sends the same all-reduced report at once: exactly one of them is new."""
+    create_run(api, run_id, HALVING_PLATEAU)
+    workers = 8
+    barrier = threading.Barrier(workers)
+
+    def worker(_: int) -> dict[str, object]:
+        with httpx.Client(base_url=served.url, timeout=30.0) as own:
+            barrier.wait()
+            return accepted(own, run_id, 0, {"val_loss": 0.7})
+
+    before = scrape(api)
+    with ThreadPoolExecutor(workers) as pool:
+        outcomes = list(pool.map(worker, range(workers)))
+    after = scrape(api)
+
+    assert all(outcome == outcomes[0] for outcome in outcomes)
+    assert delta(before, after, "lrserve_reports_accepted_total") == 1
+    assert delta(before, after, "lrserve_repeats_total", kind="report") == workers - 1
 
 
 def test_settled_lr_reads_are_answered_from_memory_and_later_ones_ask_the_database(

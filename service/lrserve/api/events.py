@@ -22,14 +22,14 @@ from urllib.parse import urlsplit
 
 from lrserve import __version__
 from lrserve.api.observe import current
-from lrserve.errors import Conflict, RevisionConflict, SpecConflict
+from lrserve.errors import Conflict, ReportConflict, RevisionConflict, SpecConflict
 from lrserve.history import RunView
 from lrserve.logs import log_event
 from lrserve.settings import Settings
 from lrserve.store import ReportRecord, RevisionRecord, RunWriter, Store
 
 _PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
-CONFLICT_KINDS: dict[type[Conflict], str] = {SpecConflict: "spec", RevisionConflict: "revision"}
+CONFLICT_KINDS: dict[type[Conflict], str] = {SpecConflict: "spec", ReportConflict: "report", RevisionConflict: "revision"}
 
 
 def run_put(run_id: str, created: bool) -> None:
@@ -83,7 +83,7 @@ def deleted(run_id: str) -> None:
 def conflict(run_id: str | None, error: Conflict) -> None:
     """A write refused with 409; this line stands for the request's error line."""
     context = current()
-    kind = next((name for cls, name in CONFLICT_KINDS.items() if isinstance(error, cls)), "report")
+    kind = next((name for cls, name in CONFLICT_KINDS.items() if isinstance(error, cls)), "other")
     context.telemetry.conflicts.labels(kind).inc()
     context.error_logged = True
     log_event("conflict", logging.WARNING, kind=kind, run_id=run_id, status=409, detail=str(error))
