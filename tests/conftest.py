@@ -80,23 +80,27 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 30.
 @contextmanager
 def running_server(
     database_url: str, env: Mapping[str, str] | None = None, args: list[str] | None = None,
-    port: int | None = None,
+    port: int | None = None, log: Path | None = None,
 ) -> Iterator[Server]:
     """Start `lrserve serve` (on `port`, or a free one), yield it once healthy, stop it on exit.
 
-    The process inherits no LRSERVE_* variable from the developer's environment, only `env`.
+    The process inherits no LRSERVE_* variable from the developer's environment, only `env`. With `log`, its
+    stderr (the JSON log lines and uvicorn's own) is appended to that file.
     """
     port = port if port is not None else free_port()
     command = [sys.executable, "-m", "lrserve", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--database", database_url, *(args or [])]
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}
-    process = subprocess.Popen(command, env={**inherited, **(env or {})})
+    stderr = log.open("ab") if log is not None else None
+    process = subprocess.Popen(command, env={**inherited, **(env or {})}, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process)
         yield Server(url=url, process=process, database_url=database_url)
     finally:
         stop_process(process)
+        if stderr is not None:
+            stderr.close()
 
 
 @pytest.fixture(scope="session")

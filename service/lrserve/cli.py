@@ -6,8 +6,10 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -101,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
     # One start path for any number of workers: each process (this one too, when there is one worker)
     # builds its app with `create_app()`, which reads the settings back from the environment.
     os.environ.update(flags_as_env(flags))
+    metrics_dir = _shared_metrics_dir(settings.workers)
     signal.signal(signal.SIGTERM, _exit_cleanly)
     print(_startup_line(settings), file=sys.stderr, flush=True)
     if not settings.auth and not _loopback(settings.host):
@@ -108,10 +111,31 @@ def _serve(args: argparse.Namespace) -> int:
               "this address can change or delete every run; set LRSERVE_TOKEN", file=sys.stderr, flush=True)
     # uvicorn annotates the timeout as int but hands it to asyncio.wait_for, which takes any seconds.
     deadline: Any = settings.shutdown_timeout
-    uvicorn.run("lrserve.api:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, timeout_graceful_shutdown=deadline,
-                access_log=settings.access_log, log_level="info")
+    try:
+        uvicorn.run("lrserve.api:create_app", factory=True, host=settings.host, port=settings.port,
+                    workers=settings.workers, timeout_graceful_shutdown=deadline,
+                    access_log=settings.access_log, log_level="info")
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _shared_metrics_dir(workers: int) -> str | None:
+    """With several workers, GET /metrics must add up every worker's counters: prometheus-client does
+    so through files in PROMETHEUS_MULTIPROC_DIR, which must exist (and start empty) before any worker
+    imports it. Returns the directory made here, to remove on exit (None: one worker, or the operator's)."""
+    if workers == 1:
+        return None
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for stale in Path(given).glob("*.db"):  # counters of an earlier start would be added in
+            stale.unlink()
+        return None
+    made = tempfile.mkdtemp(prefix="lrserve-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

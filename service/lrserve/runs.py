@@ -55,6 +55,11 @@ class Runs:
         self._locks = [threading.RLock() for _ in range(_LOCK_STRIPES)]
 
     @property
+    def cached_count(self) -> int:
+        """How many runs' views this process holds in memory."""
+        return len(self._cache)
+
+    @property
     def event_delay(self) -> float:
         """Seconds to hold back the answer to a rewind, revision or delete (see `lrserve.freshness`)."""
         return self.events.lease
@@ -111,14 +116,15 @@ class Runs:
         if not deleted:
             raise RunNotFound(run_id)
 
-    def report(self, run_id: str, report: Report) -> tuple[ReportRecord, int]:
-        """Accept a report (or recognise a repeat); return its outcome and the run's version."""
-        def accept(view: RunView, writer: RunWriter) -> tuple[tuple[ReportRecord, int], RunView]:
+    def report(self, run_id: str, report: Report) -> tuple[ReportRecord, int, bool]:
+        """Accept a report (or recognise an exact repeat): its outcome, the run's version, and whether it
+        was new (False for a repeat, answered with the original outcome)."""
+        def accept(view: RunView, writer: RunWriter) -> tuple[tuple[ReportRecord, int, bool], RunView]:
             record, after = view.accept(report, now())
             if after is None:
-                return (record, view.record.version), view
+                return (record, view.record.version, False), view
             writer.append_report(record)
-            return (record, after.record.version), after
+            return (record, after.record.version, True), after
 
         return self._write(run_id, accept)
 

@@ -46,6 +46,7 @@ ENDPOINTS = [
     pytest.param("POST", f"/runs/{RUN}/revisions",
                  {"from_step": 100, "schedule": {"type": "constant", "learning_rate": 0.2}, "reason": "auth"}, 201,
                  id="revision"),
+    pytest.param("GET", "/metrics", None, 200, id="prometheus-metrics"),
 ]
 WRONG = [
     pytest.param({"Authorization": "Bearer not-the-token"}, id="wrong-token"),
@@ -211,3 +212,22 @@ def _clean_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_load_balancer_probes_need_no_token(guarded: Server, path: str, method: str) -> None:
+    assert send(guarded, method, path, None, {}).status_code == 200
+
+
+def test_a_refused_request_is_counted_under_its_route_template(guarded: Server) -> None:
+    def refused(text: str) -> float:
+        line = f'lrserve_http_requests_total{{method="GET",route="/runs/{{run_id}}/lr",status="401"}} '
+        return float(next((row[len(line):] for row in text.splitlines() if row.startswith(line)), 0.0))
+
+    before = send(guarded, "GET", "/metrics", None, GOOD).text
+    assert send(guarded, "GET", f"/runs/{RUN}/lr?step=1", None, {}).status_code == 401
+    after = send(guarded, "GET", "/metrics", None, GOOD).text
+
+    assert refused(after) - refused(before) == 1
+    assert RUN not in after

@@ -24,8 +24,9 @@ def test_the_schema_documents_every_endpoint_of_the_contract(api: httpx.Client) 
     paths = api.get("/openapi.json").json()["paths"]
 
     expected = {
-        "/healthz": {"get"},
-        "/readyz": {"get"},
+        "/healthz": {"get", "head"},
+        "/readyz": {"get", "head"},
+        "/metrics": {"get"},
         "/runs": {"get"},
         "/runs/{run_id}": {"put", "get", "delete"},
         "/runs/{run_id}/lr": {"get"},
@@ -34,4 +35,5 @@ def test_the_schema_documents_every_endpoint_of_the_contract(api: httpx.Client) 
         "/runs/{run_id}/rewind": {"post"},
         "/runs/{run_id}/revisions": {"post"},
     }
-    assert {path: set(paths.get(path, {})) & {"get", "put", "post", "delete"} for path in expected} == expected
+    methods = {"get", "head", "put", "post", "delete"}
+    assert {path: set(paths.get(path, {})) & methods for path in expected} == expected

@@ -8,12 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lrserve import __version__
+from lrserve.api import events
 from lrserve.api.auth import BearerTokenAuth
 from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
+from lrserve.api.observe import Observe
 from lrserve.api.ranges import RangeSlots
-from lrserve.api.routes import health, lr, reports, runs
+from lrserve.api.routes import health, lr, operations, reports, runs
 from lrserve.api.shutdown import AnswerCutRequests
+from lrserve.api.telemetry import Telemetry
+from lrserve.logs import configure_logging
 from lrserve.runs import Runs
 from lrserve.settings import Settings
 from lrserve.store import open_store
@@ -28,29 +32,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for `settings`, by default those of the environment (as `uvicorn --factory` and every
     worker of `lrserve serve` call it)."""
     settings = settings if settings is not None else Settings.from_env()
+    telemetry = Telemetry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging()
         store = open_store(settings.database_url)
         runs = Runs(store, trust_unsettled_for=settings.cache_seconds)
         runs.events.start()
         app.state.runs = runs
         app.state.range_slots = RangeSlots()
+        telemetry.count_cached_runs_with(lambda: runs.cached_count)
+        events.started(settings)
         try:
             yield
         finally:
             runs.events.stop()
             store.close()
+            telemetry.close()
+            events.stopped()
 
     app = FastAPI(title="lrserve", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.telemetry = telemetry
     install_error_handlers(app)
     app.include_router(lr.router)  # first: the hot path matches sooner
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(reports.router)
+    app.include_router(operations.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.auth:
         app.add_middleware(BearerTokenAuth, tokens=settings.tokens, read_tokens=settings.read_tokens)
-    app.add_middleware(AnswerCutRequests)  # outermost: it sees every request the deadline cuts
+    app.add_middleware(AnswerCutRequests)  # it sees every request the deadline cuts
+    app.add_middleware(Observe, telemetry=telemetry)  # added last, so outermost: it sees every answer
     return app

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lrserve.api import events
 from lrserve.errors import (
     Conflict,
     InvalidInput,
@@ -41,6 +42,8 @@ def _body_model(request: Request) -> type | None:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LrserveError)
     async def domain_error(request: Request, error: LrserveError) -> JSONResponse:
+        if isinstance(error, Conflict):
+            events.conflict(request.path_params.get("run_id"), error)
         return JSONResponse({"detail": str(error)}, status_code=status_of(error))
 
     @app.exception_handler(RequestValidationError)

@@ -9,6 +9,11 @@ from pydantic import BaseModel
 
 class Health(BaseModel):
     status: str
+    version: str
+
+
+class Ready(BaseModel):
+    status: str
 
 
 class TrackerStateOut(BaseModel):

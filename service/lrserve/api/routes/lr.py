@@ -22,14 +22,21 @@ StepQuery = Annotated[int, Query(ge=0, le=MAX_STEP, description="0-based step (b
 
 async def _view(request: Request, run_id: str, last_step: int) -> RunView:
     """The run's view: from memory when it is right for steps up to `last_step` (see `lrserve.freshness`),
-    else checked against storage in the thread pool.
+    else checked against storage in the thread pool; counted as a hit or a miss of the view cache.
 
     `Runs` comes from `request.app.state` rather than a dependency: this is the hottest endpoint, and
     every FastAPI dependency costs a measurable share of a request.
     """
-    runs: Runs = request.app.state.runs
+    state = request.app.state
+    runs: Runs = state.runs
     view = runs.cached(run_id, last_step)
-    return view if view is not None else await run_in_threadpool(runs.view, run_id)
+    if view is not None:
+        state.telemetry.cache_hit.inc()
+        return view
+    state.telemetry.cache_miss.inc()
+    view = await run_in_threadpool(runs.view, run_id)
+    state.telemetry.refresh_cache_gauge()
+    return view
 
 
 def _json(body: object, view: RunView) -> Response:

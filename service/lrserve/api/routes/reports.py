@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from lrserve.api import events
 from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
 from lrserve.api.routes.runs import run_body
 from lrserve.api.schemas import ErrorOut, ReportList, ReportOutcome, RevisionCreated, RunOut
@@ -25,7 +26,8 @@ router = APIRouter(
 @router.post("/runs/{run_id}/metrics", response_model=ReportOutcome)
 def report_metrics(run_id: RunId, report: Report, runs: RunsDep, response: Response) -> dict[str, Any]:
     """Report metrics measured at the end of `step`; committed before this answers."""
-    record, version = runs.report(run_id, report)
+    record, version, new = runs.report(run_id, report)
+    events.reported(run_id, record, new)
     response.headers[VERSION_HEADER] = str(version)
     return {"run_id": run_id, "step": record.step, "next_lr": record.next_lr,
             "reduced": record.reduced, "state": record.state}
@@ -53,6 +55,7 @@ def list_reports(
 async def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response) -> dict[str, Any]:
     """Forget every report after `step` (resume from a checkpoint); revisions are kept."""
     view = await run_in_threadpool(runs.rewind, run_id, body)
+    events.rewound(run_id, body.step, view)
     await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
     response.headers[VERSION_HEADER] = str(view.record.version)
     return run_body(view)
@@ -62,6 +65,7 @@ async def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response)
 async def revise(run_id: RunId, body: Revision, runs: RunsDep, response: Response) -> dict[str, Any]:
     """From `from_step` on, follow a new schedule (which sees `step - from_step`)."""
     record, version = await run_in_threadpool(runs.revise, run_id, body)
+    events.revised(run_id, record)
     await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
     response.headers[VERSION_HEADER] = str(version)
     return {"run_id": run_id, **record.__dict__}

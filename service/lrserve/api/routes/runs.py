@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from lrserve.api import events
 from lrserve.api.deps import VERSION_HEADER, RunId, RunIdPrefix, RunsDep
 from lrserve.api.schemas import ErrorOut, RunList, RunOut
 from lrserve.history import RunView
@@ -36,6 +37,7 @@ def run_body(view: RunView) -> dict[str, Any]:
 def create_run(run_id: RunId, spec: RunSpec, runs: RunsDep, response: Response) -> dict[str, Any]:
     """Create a run: 201; the same spec again: 200; a different spec under this id: 409."""
     view, created = runs.create(run_id, spec)
+    events.run_put(run_id, created)
     response.status_code = 201 if created else 200
     response.headers[VERSION_HEADER] = str(view.record.version)
     return run_body(view)
@@ -62,6 +64,7 @@ def get_run(run_id: RunId, runs: RunsDep, request: Request, response: Response) 
 async def delete_run(run_id: RunId, runs: RunsDep) -> Response:
     """Remove the run and its whole history."""
     await run_in_threadpool(runs.delete, run_id)
+    events.deleted(run_id)
     await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
     return Response(status_code=204)
 
