@@ -312,3 +312,23 @@ def test_a_client_holding_half_a_body_delays_the_exit_only_until_the_shutdown_ti
     assert took < 6, f"the process took {took:.1f} s to exit with a 2 s shutdown timeout"
     assert answer.startswith(b"HTTP/1.1 503 "), answer  # cut, never acknowledged
     assert b"shutting down" in answer
+
+
+def test_with_several_workers_metrics_add_up_every_workers_requests(tmp_path: Path) -> None:
+    """Whichever worker answers GET /metrics, it counts the requests all of them served."""
+    port = free_port()
+    argv = [lrserve(), "serve", "--port", str(port), "--workers", "2",
+            "--database", f"sqlite:///{tmp_path / 'runs.db'}"]
+
+    def healthz_count(url: str) -> float:
+        text = httpx.get(f"{url}/metrics", timeout=10).text  # a fresh connection: any worker
+        prefix = 'lrserve_http_requests_total{method="GET",route="/healthz",status="200"} '
+        return float(next((row[len(prefix):] for row in text.splitlines() if row.startswith(prefix)), 0.0))
+
+    with started(argv, {}, tmp_path, port) as server:
+        assert len(wait_for_children_serving(server, 2)) == 2
+        for _ in range(3):
+            before = healthz_count(server.url)
+            for _ in range(20):
+                assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+            assert healthz_count(server.url) - before == 20
