@@ -221,7 +221,9 @@ def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord,
     )
 
 
-def view_of(stored: StoredRun) -> RunView:
-    """Compile a stored run into a view."""
-    spec = RunSpec.model_validate(stored.run.spec)
+def view_of(stored: StoredRun, spec: RunSpec | None = None) -> RunView:
+    """Compile a stored run into a view; `spec`, when it is the stored spec already validated, saves
+    validating it again (for an expression-heavy spec, most of the cost)."""
+    if spec is None or spec.canonical() != stored.run.spec:
+        spec = RunSpec.model_validate(stored.run.spec)
     return _compiled(stored.run, spec, tuple(stored.revisions), tuple(stored.reports))

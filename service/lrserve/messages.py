@@ -57,7 +57,7 @@ def describe(error: dict, body: type[BaseModel] | None = None) -> str:
         return f"body: is not valid JSON ({reason}); send a JSON object{example}"
     if kind == "missing" and not loc:
         return f"body: is empty; send a JSON object{example}"
-    if kind in ("model_attributes_type", "dict_type") and not loc:
+    if kind in ("model_attributes_type", "model_type", "dict_type") and not loc:
         if isinstance(error.get("input"), (bytes, str)):
             return f"body: is not JSON: send the header 'Content-Type: application/json' with a JSON object{example}"
         return f"body: must be a JSON object{example}{_received(error)}"

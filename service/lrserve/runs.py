@@ -21,6 +21,7 @@ import numpy as np
 
 from lrserve.errors import InvalidInput, RunNotFound, SpecConflict
 from lrserve.freshness import DEFAULT_LEASE_SECONDS, EventWatch
+from lrserve.heavy import HEAVY_WORK
 from lrserve.history import RunView, view_of
 from lrserve.spec import Report, Revision, Rewind, RunSpec, check_finite
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
@@ -78,8 +79,9 @@ class Runs:
             return view
         return None
 
-    def view(self, run_id: str) -> RunView:
-        """The run's current view: the cached one if its stamp is still the stored one, else loaded."""
+    def view(self, run_id: str, spec: RunSpec | None = None) -> RunView:
+        """The run's current view: the cached one if its stamp is still the stored one, else loaded
+        (`spec`: the run's spec if the caller has it validated already)."""
         generation = self.events.generation
         view = self._cache.get(run_id)
         if view is not None and self.store.stamp(run_id) == view.stamp:
@@ -89,7 +91,9 @@ class Runs:
         if stored is None:
             self._forget(run_id)
             raise RunNotFound(run_id)
-        return self._remember(view_of(stored), generation)
+        with HEAVY_WORK:  # compiling a schedule can take milliseconds (expressions)
+            compiled = view_of(stored, spec)
+        return self._remember(compiled, generation)
 
     def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
         return self.store.list_runs(after_seq, limit, prefix)
@@ -101,7 +105,7 @@ class Runs:
         check_finite(spec.schedule)
         canonical = spec.canonical()
         created = self.store.create_run(RunRecord(run_id=run_id, spec=canonical, created_at=now()))
-        view = self.view(run_id)
+        view = self.view(run_id, spec)
         if not created and view.record.spec != canonical:
             raise SpecConflict(
                 f"Run {run_id!r} already exists with a different spec; use another run id, "
@@ -153,7 +157,11 @@ class Runs:
             generation = self.events.generation
             with self.store.writing(run_id) as writer:
                 cached = self._cache.get(run_id)
-                current = cached if cached is not None and cached.stamp == writer.stamp else view_of(writer.load())
+                if cached is not None and cached.stamp == writer.stamp:
+                    current = cached
+                else:
+                    with HEAVY_WORK:
+                        current = view_of(writer.load())
                 result, after = decide(current, writer)
                 assert after.record.version == writer.version_after, "the view and the store disagree"
             self._remember(after, generation)

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lrserve.errors import InvalidInput
+from lrserve.heavy import HEAVY_WORK
 from lrserve.plateau import KerasPlateau, PlateauSpec, TorchPlateau
 from lrserve.schedules import Schedule, ScheduleModel
 
@@ -82,7 +83,7 @@ def check_finite(schedule: ScheduleModel) -> None:
     validation, so a spec read back from storage is not checked again. Later steps are checked when they
     are asked for (a 422 for that step, never a 5xx).
     """
-    with np.errstate(all="ignore"):
+    with HEAVY_WORK, np.errstate(all="ignore"):
         values = schedule.build()(_CHECKED_STEPS)
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from lrserve import __version__
 from lrserve.api import events
 from lrserve.api.auth import BearerTokenAuth
+from lrserve.api.bodies import add_body_schemas
 from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
 from lrserve.api.observe import Observe
@@ -20,6 +21,7 @@ from lrserve.api.telemetry import Telemetry
 from lrserve.logs import configure_logging
 from lrserve.runs import Runs
 from lrserve.settings import Settings
+from lrserve.spec import Revision, RunSpec
 from lrserve.store import open_store
 
 DESCRIPTION = (
@@ -61,9 +63,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(reports.router)
     app.include_router(operations.router)
+    app.openapi = lambda: app.openapi_schema or _with_body_schemas(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.auth:
         app.add_middleware(BearerTokenAuth, tokens=settings.tokens, read_tokens=settings.read_tokens)
     app.add_middleware(AnswerCutRequests)  # it sees every request the deadline cuts
     app.add_middleware(Observe, telemetry=telemetry)  # added last, so outermost: it sees every answer
     return app
+
+
+def _with_body_schemas(app: FastAPI) -> dict:
+    """The OpenAPI document, with the schemas of the bodies validated off the event loop."""
+    document = FastAPI.openapi(app)
+    app.openapi_schema = add_body_schemas(document, [RunSpec, Revision])
+    return app.openapi_schema

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lrserve.api import events
+from lrserve.api.bodies import BODY_MODELS, BodyValidationError
 from lrserve.errors import (
     Conflict,
     InvalidInput,
@@ -33,8 +34,14 @@ def status_of(error: LrserveError) -> int:
     return 500
 
 
-def _body_model(request: Request) -> type | None:
-    """The model of the matched route's JSON body, for messages that list its fields."""
+def _body_model(request: Request, error: RequestValidationError) -> type | None:
+    """The model of the request's JSON body, for messages that list its fields."""
+    if isinstance(error, BodyValidationError):
+        return error.model
+    extra = getattr(request.scope.get("route"), "openapi_extra", None) or {}
+    reference = extra.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    if "$ref" in reference:  # a `validated` body, refused by FastAPI before validation (not JSON)
+        return BODY_MODELS.get(reference["$ref"].rsplit("/", 1)[-1])
     body_field = getattr(request.scope.get("route"), "body_field", None)
     return getattr(getattr(body_field, "field_info", None), "annotation", None)
 
@@ -48,7 +55,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": describe_errors(list(error.errors()), _body_model(request))}, status_code=422)
+        return JSONResponse({"detail": describe_errors(list(error.errors()), _body_model(request, error))}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def no_such_endpoint(request: Request, error: StarletteHTTPException) -> JSONResponse:

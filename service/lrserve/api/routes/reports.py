@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from lrserve.api import events
+from lrserve.api.bodies import openapi_body, validated
 from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
 from lrserve.api.routes.runs import run_body
 from lrserve.api.schemas import ErrorOut, ReportList, ReportOutcome, RevisionCreated, RunOut
@@ -61,8 +62,10 @@ async def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response)
     return run_body(view)
 
 
-@router.post("/runs/{run_id}/revisions", response_model=RevisionCreated, status_code=201)
-async def revise(run_id: RunId, body: Revision, runs: RunsDep, response: Response) -> dict[str, Any]:
+@router.post("/runs/{run_id}/revisions", response_model=RevisionCreated, status_code=201,
+             openapi_extra=openapi_body(Revision))
+async def revise(run_id: RunId, body: Annotated[Revision, validated(Revision)], runs: RunsDep,
+                 response: Response) -> dict[str, Any]:
     """From `from_step` on, follow a new schedule (which sees `step - from_step`)."""
     record, version = await run_in_threadpool(runs.revise, run_id, body)
     events.revised(run_id, record)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from lrserve.api import events
+from lrserve.api.bodies import openapi_body, validated
 from lrserve.api.deps import VERSION_HEADER, RunId, RunIdPrefix, RunsDep
 from lrserve.api.schemas import ErrorOut, RunList, RunOut
 from lrserve.history import RunView
@@ -33,8 +34,10 @@ def run_body(view: RunView) -> dict[str, Any]:
 
 @router.put("/runs/{run_id}", response_model=RunOut, status_code=201,
             responses={200: {"model": RunOut, "description": "The same spec already exists"},
-                       409: {"model": ErrorOut}})
-def create_run(run_id: RunId, spec: RunSpec, runs: RunsDep, response: Response) -> dict[str, Any]:
+                       409: {"model": ErrorOut}},
+            openapi_extra=openapi_body(RunSpec))
+def create_run(run_id: RunId, spec: Annotated[RunSpec, validated(RunSpec)], runs: RunsDep,
+               response: Response) -> dict[str, Any]:
     """Create a run: 201; the same spec again: 200; a different spec under this id: 409."""
     view, created = runs.create(run_id, spec)
     events.run_put(run_id, created)
