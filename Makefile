@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The two commands may run at once on a fresh machine: installs into the shared .venv take turns.
+LOCKED := flock $(VENV).lock
 
 .PHONY: serve test openapi
 
@@ -15,14 +17,13 @@ openapi: $(VENV)/.server-installed
 	$(BIN)/lrserve openapi > openapi.json
 
 $(VENV)/bin/pip:
-	$(PYTHON) -m venv $(VENV)
+	$(LOCKED) $(PYTHON) -m venv $(VENV)
 
 $(VENV)/.server-installed: pyproject.toml | $(VENV)/bin/pip
-	$(BIN)/pip install -e '.[server]'
+	$(LOCKED) $(BIN)/pip install -e '.[server]'
 	touch $@
 
 # torch is pinned to the local CPU wheel first, so that no resolver ever picks a CUDA build.
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/pip
-	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[server,keras,torch,dev]'
+	$(LOCKED) sh -c "$(BIN)/pip install torch==2.13.0 && $(BIN)/pip install -e '.[server,keras,torch,dev]'"
 	touch $@ $(VENV)/.server-installed
