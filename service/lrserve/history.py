@@ -1,8 +1,10 @@
 """A run as a value: the schedule with its revisions, the reports and the plateau reductions so far,
 and the pure transitions that carry the contract's report, rewind and revision rules.
 
-lr(N) = max(schedule(N) * factor**k, min_lr), with k the reductions that took effect at reports on steps
-< N, so an accepted report can never change the lr of a step it has already passed.
+lr(N) = max(schedule(N) * factor**k, min(schedule(N), min_lr)), with k the reductions that took effect at
+reports on steps < N, so an accepted report can never change the lr of a step it has already passed.
+`min_lr` bounds reductions only: an lr the schedule itself puts below it (a warmup from 0, a long tail) is
+served as it is, as Keras and PyTorch never raise an lr to `min_lr`.
 
 A transition (`accept`, `rewound`, `revised`) returns a new view and never touches storage: `Runs`
 decides a write with it on the run's current state and stores what it returns.
@@ -80,7 +82,8 @@ class RunView:
                 values = self.schedule(steps)
                 if self.plateau is not None:
                     k = np.searchsorted(reduction_steps, steps, side="left")
-                    values = np.maximum(values * np.power(self.plateau.factor, k), self.plateau.min_lr)
+                    floor = np.minimum(values, self.plateau.min_lr)
+                    values = np.maximum(values * np.power(self.plateau.factor, k), floor)
         except ExpressionError as error:
             raise InvalidInput(f"step: {error}") from None
         bad = ~np.isfinite(values) | (values < 0)

@@ -147,3 +147,17 @@ def test_settled_steps_are_those_only_a_rewind_revision_or_delete_can_change() -
     assert not new_run().settled(0)  # nothing reported: the first report may reduce step 1 on
     without_tracker = new_run({"schedule": {"type": "constant", "learning_rate": 0.1}})
     assert without_tracker.settled(10**9)  # no report can change any lr
+
+
+def test_min_lr_bounds_reductions_and_never_raises_the_schedule() -> None:
+    """Warmup 0 -> 0.1 over 10 steps; min_lr 0.03; a flat loss, patience 0. lr(N) = max(s(N) * 0.5**k,
+    min(s(N), 0.03)), and Keras reduces only when the lr at the report is above min_lr:
+    reports 1-3 (lr 0.01, 0.02, 0.03) do not reduce; 4 (0.04) does; 5 and 6 (0.03) do not; 7 (0.035) does."""
+    view = new_run({"schedule": {"type": "linear", "initial_learning_rate": 0.0, "end_learning_rate": 0.1,
+                                 "transition_steps": 10},
+                    "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 0, "min_lr": 0.03}})
+    assert lrs(view, 3) == pytest.approx([0.0, 0.01, 0.02])  # below min_lr before any reduction: as scheduled
+    view = reported(view, *((step, 1.0) for step in range(8)))
+
+    assert [r.step for r in view.reports if r.reduced] == [4, 7]
+    assert lrs(view, 10) == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04, 0.03, 0.03, 0.035, 0.03, 0.03])
