@@ -24,6 +24,7 @@ from ._keras_helpers import (
     ScheduleWithPlateau,
     fit,
     keras_schedule_values,
+    regression_data,
     tiny_model,
 )
 
@@ -89,20 +90,47 @@ def test_epoch_mode_trains_with_the_lr_of_in_process_keras_schedule_and_plateau(
     assert run_body(server, run_id)["state"]["reductions"] == keras_reference.reductions
 
 
-def test_each_epoch_end_reports_the_numeric_logs_at_the_epoch_index(server: Server, run_id: str) -> None:
-    history = fit(tiny_model(), [LearningRateCallback(run_id, base_url=server.url, spec=EPOCH_SPEC)], epochs=3)
+def with_mae(model: keras.Model) -> keras.Model:
+    model.compile(model.optimizer, "mse", metrics=["mae"])  # logs: loss, mae, val_loss, val_mae
+    return model
+
+
+def test_each_epoch_end_reports_the_monitored_and_validation_metrics_at_the_epoch_index(
+    server: Server, run_id: str
+) -> None:
+    spec = {**EPOCH_SPEC, "plateau": {**PLATEAU, "monitor": "mae", "mode": "min"}}
+    history = fit(with_mae(tiny_model()), [LearningRateCallback(run_id, base_url=server.url, spec=spec)], epochs=3)
 
     sent = reports(server, run_id)
     assert [r["step"] for r in sent] == [0, 1, 2]
-    assert [set(r["metrics"]) for r in sent] == [{"loss", "val_loss"}] * 3
+    assert [set(r["metrics"]) for r in sent] == [{"mae", "val_loss", "val_mae"}] * 3, "not each worker's own loss"
     assert [r["metrics"]["val_loss"] for r in sent] == history.history["val_loss"]
+    assert [r["metrics"]["mae"] for r in sent] == history.history["mae"]
+
+
+@pytest.mark.parametrize(("metrics", "expected"), [("all", {"loss", "mae", "val_loss", "val_mae"}),
+                                                    (["loss", "val_mae", "absent"], {"loss", "val_mae"})])
+def test_metrics_chooses_what_is_reported(server: Server, run_id: str, metrics: Any, expected: set[str]) -> None:
+    spec = {**EPOCH_SPEC, "plateau": None}
+    fit(with_mae(tiny_model()), [LearningRateCallback(run_id, base_url=server.url, spec=spec, metrics=metrics)],
+        epochs=2)
+
+    assert [set(r["metrics"]) for r in reports(server, run_id)] == [expected] * 2
+
+
+def test_without_a_plateau_or_validation_metrics_nothing_is_reported(server: Server, run_id: str) -> None:
+    x, y, _, _ = regression_data()
+    tiny_model().fit(x, y, epochs=2, verbose=0,
+                     callbacks=[LearningRateCallback(run_id, base_url=server.url, spec={**EPOCH_SPEC, "plateau": None})])
+
+    assert reports(server, run_id) == []
 
 
 def test_non_finite_logs_are_reported_as_the_contract_strings(server: Server, run_id: str) -> None:
     model = tiny_model()
     x = np.full((8, 4), np.nan, dtype="float32")
     model.fit(x, np.zeros((8, 1), "float32"), epochs=1, verbose=0, validation_data=(x, np.zeros((8, 1), "float32")),
-              callbacks=[LearningRateCallback(run_id, base_url=server.url, spec=EPOCH_SPEC)])
+              callbacks=[LearningRateCallback(run_id, base_url=server.url, spec=EPOCH_SPEC, metrics="all")])
 
     assert reports(server, run_id)[0]["metrics"] == {"loss": "NaN", "val_loss": "NaN"}
 
