@@ -7,7 +7,7 @@ Whatever the framework, a training process follows a run through the same few ca
     follower.begin(step)            # the first step this job trains: fails now if its reports would be refused
     lr = follower.lr(step)          # before each step: from memory, but for one request per prefetch
     follower.report(step, logs)     # at each epoch end: the metrics measured at the end of `step`
-    follower.boundary()             # an epoch boundary passed: before the next epoch's first lr
+    follower.boundary()             # between two epochs: before the next epoch's first lr
     follower.close()
 
 It decides everything else, once for all adapters: who reports (`report`), what is reported
@@ -113,7 +113,7 @@ class RunFollower:
         self._waits = False
         self._queue: list[tuple[int, dict[str, Any]]] = []  # reports not yet accepted (outage), oldest first
         self._failed_at = -float("inf")
-        self._fresh = False  # the cache was revalidated since the last boundary (by a report's answer)
+        self._fresh = False  # a report's answer (or the chief's) revalidated the cache at this epoch's end
         self._warned_outage = self._warned_metrics = False
 
     def __repr__(self) -> str:
@@ -144,7 +144,7 @@ class RunFollower:
         self.reporting = reports_here(self.report_policy, self.is_chief)
         self._waits = waits_for_chief(self.report_policy, self.reporting, run.plateau)
         self._queue.clear()
-        self._fresh, self._warned_outage, self._warned_metrics = True, False, False
+        self._fresh, self._warned_outage, self._warned_metrics = False, False, False
         self.last_lr = None
         return run
 
@@ -192,8 +192,9 @@ class RunFollower:
         return None
 
     def boundary(self) -> None:
-        """An epoch boundary passed: resend missed reports, then revalidate the cache (one conditional GET),
-        unless a report's answer did since the last boundary. It sees what other workers reported."""
+        """An epoch boundary passed (between two epochs, not before the first): resend missed reports, then
+        revalidate the cache (one conditional GET) to see what other workers wrote during the epoch, unless
+        a report's answer at its end already did."""
         if self._queue:
             self._resend(throttle=False)
             if self._queue:

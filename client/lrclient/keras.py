@@ -205,10 +205,11 @@ class LearningRateCallback(keras.callbacks.Callback):
         if self.step_unit == "batch":
             # Read once per epoch: on JAX the optimizer's variables are only synced between epochs.
             self._epoch_start = self._iterations()
-        if not self._started:
+        if self._started:
+            self.follower.boundary()
+        else:  # the first epoch of this fit: the run was just opened
             self.follower.begin(epoch if self.step_unit == "epoch" else self._epoch_start)
             self._started = True
-        self.follower.boundary()
         if self.step_unit == "epoch":
             self._set(self.follower.lr(epoch), epoch)
 

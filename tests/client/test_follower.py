@@ -16,12 +16,13 @@ BATCH_HALVING = {**HALVING, "step_unit": "batch"}
 
 def follow(follower: RunFollower, epochs: int, steps: int, losses: list[float],
            after_epoch: Callable[[], None] = lambda: None) -> list[float]:
-    """An adapter's life: open, begin, then per epoch a boundary, an lr per step and a report."""
+    """An adapter's life: open, begin, then per epoch an lr per step and a report, and boundaries between epochs."""
     follower.open(epochs=epochs, steps_per_epoch=steps)
     follower.begin(0)
     used = []
     for epoch in range(epochs):
-        follower.boundary()
+        if epoch > 0:
+            follower.boundary()
         used += [follower.lr(epoch * steps + batch) for batch in range(steps)]
         follower.report(epoch * steps + steps - 1, {"loss": 9.0, "val_loss": losses[epoch]})
         after_epoch()
@@ -105,3 +106,19 @@ def test_a_worker_waits_for_the_chief_a_bounded_time_by_default() -> None:
     assert RunFollower("r").chief_timeout == DEFAULT_CHIEF_TIMEOUT
     with pytest.raises(ValueError, match="chief_timeout"):
         RunFollower("r", chief_timeout=0)
+
+
+def test_a_worker_that_only_reads_sees_another_workers_reduction_at_the_next_boundary(
+    client: lrclient.Client, other: lrclient.Client, run_id: str
+) -> None:
+    reader = RunFollower(run_id, client=client, spec=HALVING, report=False)
+    reader.open()
+    reader.begin(0)
+    assert reader.lr(0) == 0.1
+    other.report(run_id, 0, {"val_loss": "NaN"})  # never an improvement, even as the first report: halves lr(1)
+    assert reader.report(0, {"val_loss": 7.0}) is None  # a reader sends nothing
+
+    reader.boundary()
+
+    assert reader.lr(1) == 0.05
+    assert len(client.reports(run_id)) == 1
