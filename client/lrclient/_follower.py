@@ -161,7 +161,8 @@ class RunFollower:
             f"  - start a new run: pass a new run_id (e.g. '{self.run_id}-2');\n"
             f"  - or resume after the last report: {self.resume(latest + 1)};\n"
             f"  - or train steps {step}-{latest} again: forget their reports first, with "
-            f"lrclient.Client('{self.client.base_url if self.client else ''}').rewind('{self.run_id}', {step - 1})."
+            f"lrclient.Client('{self.client.base_url if self.client else ''}').rewind('{self.run_id}', {step - 1}).\n"
+            "(A process that only reads the run's learning rates passes report=False.)"
         )
 
     def lr(self, step: int) -> float:
