@@ -122,3 +122,29 @@ def test_a_worker_that_only_reads_sees_another_workers_reduction_at_the_next_bou
 
     assert reader.lr(1) == 0.05
     assert len(client.reports(run_id)) == 1
+
+
+def test_a_worker_waiting_for_a_chief_that_is_ahead_polls_once_an_epoch_and_refetches_after_a_reduction(
+    server: Server, counting: CountingTransport, other: lrclient.Client, run_id: str
+) -> None:
+    losses = [1.0, 0.9, 0.8, 0.85, 0.7, 0.6]  # the report at epoch 3 halves the lr
+    chief = RunFollower(run_id, client=other, spec=HALVING, report="chief", is_chief=lambda: True)
+    counts: list[int] = []
+    with lrclient.Client(server.url, transport=counting) as client:
+        worker = RunFollower(run_id, client=client, spec=HALVING, report="chief", is_chief=lambda: False)
+        chief.open(epochs=6)
+        worker.open(epochs=6)
+        used = []
+        for epoch, loss in enumerate(losses):
+            if epoch > 0:
+                chief.boundary()
+                worker.boundary()
+            chief.lr(epoch)
+            used.append(worker.lr(epoch))
+            chief.report(epoch, {"val_loss": loss})
+            worker.report(epoch, {"val_loss": loss + 1.0})  # its own loss: never sent, it waits for the chief's
+            counts.append(len(counting.requests))
+
+    per_epoch = [counts[0]] + [b - a for a, b in zip(counts, counts[1:])]
+    assert per_epoch == [3, 1, 1, 1, 2, 1], "PUT + lr/range + poll; then the poll; lr/range after a reduction"
+    assert used == [0.1] * 4 + [0.05] * 2
