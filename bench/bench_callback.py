@@ -15,7 +15,8 @@ service, in-process, service, ... so drift in the machine hits both alike. Two f
 
 Medians over rounds; the ratios are service / in-process. It also prints the time spent inside
 the callback's own hooks: `on_train_batch_begin` (a cache lookup and Keras's variable assignment)
-and the epoch hooks (about three HTTP requests per epoch, the report a durable write).
+and the train and epoch hooks (HTTP: each one-epoch round is a `fit` that opens the run and fetches
+its lrs; nothing is validated, so nothing is reported; a longer `fit` costs one request per epoch).
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""What the Keras callback and the PyTorch scheduler share: who reports, how metrics are sent, run setup.
-
-Framework-free (no keras, no torch import) so both adapters and their tests can use it.
+"""The framework-free parts `RunFollower` is made of: who reports, which metrics and how they are sent,
+creating or loading the run. No keras or torch import, so every adapter and its tests can use them.
 """
 
 from __future__ import annotations
@@ -8,18 +7,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from ._base import is_outage
 from ._client import Client
 from ._exceptions import Conflict, LrserveError, ServiceUnreachable
-from ._rates import LearningRates
+from ._types import Run
 
 Report = bool | Literal["chief"]
 OnError = Literal["raise", "last"]
+Metrics = Sequence[str] | Literal["all"] | None
 
 
 def unreachable(client: Client, run_id: str, doing: str, error: Exception) -> ServiceUnreachable:
@@ -30,11 +28,15 @@ def unreachable(client: Client, run_id: str, doing: str, error: Exception) -> Se
     )
 
 
-def check_choices(report: object, on_error: object) -> None:
+def check_choices(report: object, on_error: object, metrics: object = None) -> None:
     if report not in (True, False, "chief") or isinstance(report, int) and not isinstance(report, bool):
         raise ValueError(f'report must be True, False or "chief". Received: report={report!r}')
     if on_error not in ("raise", "last"):
         raise ValueError(f'on_error must be "raise" or "last". Received: on_error={on_error!r}')
+    if not (metrics is None or metrics == "all" or (isinstance(metrics, Sequence) and not isinstance(metrics, str)
+                                                     and all(isinstance(name, str) for name in metrics))):
+        raise ValueError(f'metrics must be None (the default choice), "all" or a list of metric names. '
+                         f"Received: metrics={metrics!r}")
 
 
 def chief_from_environment(environ: Mapping[str, str] = os.environ) -> bool:
@@ -64,15 +66,15 @@ def reports_here(report: Report, is_chief: Callable[[], bool] | None) -> bool:
     return bool(report)
 
 
-def encode_metrics(logs: Mapping[str, Any] | None, skip: tuple[str, ...] = ("learning_rate",)) -> dict[str, Any]:
+def encode_metrics(logs: Mapping[str, Any]) -> dict[str, Any]:
     """The numeric entries of `logs` as JSON values; NaN and infinities as the contract's strings.
 
     Scalars of any kind (Python, NumPy, 0-d or 1-element tensors) count; booleans, strings and
-    larger arrays are left out. `learning_rate` is our own output, not a measurement.
+    larger arrays are left out.
     """
     metrics: dict[str, Any] = {}
-    for name, value in (logs or {}).items():
-        if name in skip or name.startswith("learning_rate_") or isinstance(value, (bool, str, bytes)):
+    for name, value in logs.items():
+        if isinstance(value, (bool, str, bytes)):
             continue
         try:
             number = float(value)
@@ -87,19 +89,37 @@ def encode_metrics(logs: Mapping[str, Any] | None, skip: tuple[str, ...] = ("lea
     return metrics
 
 
-def monitor_metrics(metrics: float | Mapping[str, Any], plateau: Mapping[str, Any] | None) -> dict[str, Any]:
+def select_metrics(logs: Mapping[str, Any], metrics: Metrics, monitor: str | None,
+                   validation_prefix: str | None) -> dict[str, Any]:
+    """The entries of `logs` to report, encoded.
+
+    `metrics` names them, or is "all"; None is the adapter's default: the plateau's monitored metric and
+    the validation metrics (names starting with `validation_prefix`, e.g. Keras' `val_`), not the
+    training loss each worker measures on its own shard; with no prefix (the caller chose), everything.
+    """
+    if metrics == "all" or (metrics is None and validation_prefix is None):
+        chosen = dict(logs)
+    elif metrics is not None:
+        chosen = {name: logs[name] for name in metrics if name in logs}
+    else:
+        chosen = {name: value for name, value in logs.items()
+                  if name == monitor or name.startswith(validation_prefix)}  # type: ignore[arg-type]
+    return encode_metrics(chosen)
+
+
+def named_metrics(metrics: float | Mapping[str, Any], plateau: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """A dict of metrics, or a bare number meaning the plateau's monitored metric."""
     if isinstance(metrics, Mapping):
-        return encode_metrics(metrics, skip=())
+        return metrics
     if plateau is None:
         raise ValueError(
             "A bare number can only be reported for a run with a plateau tracker (it is the monitored "
             f"metric); this run has none, so pass a dict such as {{'val_loss': x}}. Received: metrics={metrics!r}"
         )
-    return encode_metrics({plateau["monitor"]: metrics}, skip=())
+    return {plateau["monitor"]: metrics}
 
 
-def open_run(client: Client, run_id: str, spec: Mapping[str, Any] | None) -> Any:
+def open_run(client: Client, run_id: str, spec: Mapping[str, Any] | None) -> Run:
     """Create the run from `spec` (the same spec again is fine) or load the existing one."""
     try:
         if spec is None:
@@ -120,15 +140,6 @@ def open_run(client: Client, run_id: str, spec: Mapping[str, Any] | None) -> Any
         raise unreachable(client, run_id, "reading the run" if spec is None else "creating the run", error) from error
 
 
-def refresh(rates: LearningRates, on_error: OnError) -> None:
-    """Revalidate the cache at an epoch boundary; in an outage with on_error="last" the lr lookups decide."""
-    try:
-        rates.refresh()
-    except ServiceUnreachable:
-        if on_error == "raise":
-            raise
-
-
 def waits_for_chief(report: Report, reporting: bool, plateau: Mapping[str, Any] | None) -> bool:
     """Whether this worker must wait for the chief's report at each epoch end.
 
@@ -139,84 +150,3 @@ def waits_for_chief(report: Report, reporting: bool, plateau: Mapping[str, Any] 
     epoch boundary).
     """
     return report == "chief" and not reporting and plateau is not None
-
-
-class ReportWaiter:
-    """Polls the run until the chief's report for a step is in (see `waits_for_chief`)."""
-
-    def __init__(self, client: Client, rates: LearningRates, run_id: str, timeout: float) -> None:
-        self.client, self.rates, self.run_id, self.timeout = client, rates, run_id, timeout
-
-    def wait_for(self, step: int) -> None:
-        """Block until the run's latest report is at `step` or later, then revalidate the cache."""
-        deadline = time.monotonic() + self.timeout
-        delay = 0.005
-        while True:
-            try:
-                latest = self.client.get_run(self.run_id).latest_step
-            except LrserveError as error:
-                if not is_outage(error):
-                    raise
-                raise unreachable(self.client, self.run_id, f"waiting for the chief's report at step {step}",
-                                  error) from error
-            if latest is not None and latest >= step:
-                self.rates.refresh()
-                return
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"No report at step {step} reached run '{self.run_id}' within {self.timeout:g} s "
-                    f"(latest reported step: {latest}). This worker does not report (report='chief' and it is "
-                    "not the chief), so it waits for the chief's report before using the next learning rate: "
-                    "is the chief running with report='chief' or report=True?"
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-
-class PendingReports:
-    """Reports that failed during an outage (on_error="last"), resent in order when the service answers."""
-
-    def __init__(self, run_id: str, retry_interval: float = 1.0) -> None:
-        self.run_id = run_id
-        self.retry_interval = retry_interval
-        self.queue: list[tuple[int, dict[str, Any]]] = []
-        self.warned = False
-        self._failed_at = -math.inf
-
-    def send(self, rates: LearningRates, step: int, metrics: dict[str, Any], on_error: OnError) -> Any:
-        """Send the queued reports, then this one; its outcome, or None while the service is away."""
-        self.queue.append((step, metrics))
-        return self.flush(rates, on_error)
-
-    def flush(self, rates: LearningRates, on_error: OnError, throttle: bool = False) -> Any:
-        """Resend the queued reports in order; the last outcome, or None if some are still queued.
-
-        Adapters call it before reading an lr while reports are queued, and read no new lr while
-        any remain: an lr read without them could miss a reduction they would cause. `throttle`
-        (per batch) skips the attempt within `retry_interval` of the last failure.
-        """
-        if throttle and time.monotonic() - self._failed_at < self.retry_interval:
-            return None
-        outcome = None
-        while self.queue:
-            step, metrics = self.queue[0]
-            try:
-                outcome = rates.report(step, metrics)
-            except ServiceUnreachable:  # how LearningRates.report words an outage
-                if on_error == "raise":
-                    self.queue.clear()
-                    raise
-                self._failed_at = time.monotonic()
-                if not self.warned:
-                    warnings.warn(
-                        f"lrserve could not be reached to report step {step} of run '{self.run_id}'; "
-                        "training goes on with the last known learning rate and the report is resent when "
-                        "the service answers again.",
-                        RuntimeWarning,
-                        stacklevel=4,
-                    )
-                    self.warned = True
-                return None
-            self.queue.pop(0)
-        self.warned = False
-        return outcome

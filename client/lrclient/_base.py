@@ -126,6 +126,12 @@ class RetryPolicy:
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be between 0 and 1. Received: jitter={self.jitter!r}")
 
+    def window(self) -> tuple[float, float]:
+        """The shortest and the longest time spent waiting between attempts before giving up (jitter aside,
+        the longest): a service that is back within the shortest is never noticed."""
+        longest = sum(min(self.backoff * 2.0**attempt, self.max_backoff) for attempt in range(self.retries))
+        return longest * (1.0 - self.jitter), longest
+
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt `attempt` (0-based) before the next one."""
         ceiling = min(self.backoff * 2.0**attempt, self.max_backoff)
@@ -414,7 +420,8 @@ def _parse_lr_range(response: httpx.Response) -> LrRange:
 def _parse_outcome(response: httpx.Response) -> ReportOutcome:
     body = response.json()
     return ReportOutcome(run_id=body["run_id"], step=body["step"], next_lr=float(body["next_lr"]),
-                         reduced=body["reduced"], state=_state(body["state"]), version=response_version(response))
+                         reduced=body["reduced"], state=_state(body["state"]), version=response_version(response),
+                         warnings=tuple(body.get("warnings", ())))
 
 
 def _report_entry(body: Mapping[str, Any]) -> ReportEntry:

@@ -3,6 +3,7 @@
     LrserveError
     ├── TransportError          no answer: connection refused, reset or timed out (after retries)
     │   └── ServiceUnreachable  LearningRates(on_error="raise") could not reach the service for its run
+    ├── ReportsAhead            (also a ValueError) an adapter would report steps the run already has
     └── APIError                the service answered with an error status; `.status`, `.detail`
         ├── Unauthorized        401  missing or wrong token (LRSERVE_TOKEN)
         ├── NotFound            404  unknown run
@@ -22,6 +23,7 @@ __all__ = [
     "LrserveError",
     "NotFound",
     "PayloadTooLarge",
+    "ReportsAhead",
     "ServerError",
     "ServiceUnavailable",
     "ServiceUnreachable",
@@ -44,6 +46,11 @@ class TransportError(LrserveError):
 
 class ServiceUnreachable(TransportError):
     """`LearningRates` could not get a learning rate: the service is down or unreachable after retries."""
+
+
+class ReportsAhead(LrserveError, ValueError):
+    """A training job would report steps its run already has reports for: raised before it trains, instead of
+    the 409 its first report would meet. The message names the three ways out."""
 
 
 class APIError(LrserveError):

@@ -7,7 +7,9 @@ What makes a cached value safe to reuse comes from the contract:
   accepted write (report, rewind, revision) moves the version by exactly one, so comparing two
   run bodies tells what happened in between: `reports` counts reports, `revisions` lists
   revisions, and only a rewind moves the version without adding to either.
-- Without a plateau tracker, reports and rewinds change no lr at all; only a revision does.
+- Without a plateau tracker, reports and rewinds change no lr at all; only a revision does. With one,
+  a report changes the lrs after its step only when its reduction takes effect (the run's
+  `state.reductions` grows), so values fetched ahead outlive the reports that reduce nothing.
 """
 
 from __future__ import annotations
@@ -48,11 +50,13 @@ class LearningRates:
     at most every `probe_interval` seconds, and resumes as soon as it answers. It never invents
     a learning rate: without one known it raises either way. `report` always raises on an outage
     (the adapters decide whether to queue it). `requests` counts the requests sent (a retried
-    request counts once). Not thread-safe: one per training loop.
+    request counts once); `outage` is True while the service cannot be reached. `run` may be a run
+    body the caller already holds (e.g. the answer of `create_run`): it saves the first request.
+    Not thread-safe: one per training loop.
     """
 
     def __init__(self, client: Client, run_id: str, *, horizon: int | None = None,
-                 on_error: Literal["raise", "last"] = "raise") -> None:
+                 on_error: Literal["raise", "last"] = "raise", run: Run | None = None) -> None:
         if on_error not in ("raise", "last"):
             raise ValueError(f'on_error must be "raise" or "last". Received: on_error={on_error!r}')
         if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
@@ -63,7 +67,7 @@ class LearningRates:
         self.on_error = on_error
         self.probe_interval = 1.0
         self.requests = 0
-        self._run: Run | None = None  # the run as of the last sync; every cached value holds for it
+        self._run: Run | None = run  # the run as of the last sync; every cached value holds for it
         self._cache = _Blocks()
         self._last_lr: float | None = None
         self._failed_at: float | None = None  # monotonic time of the last failure, while in an outage
@@ -126,8 +130,8 @@ class LearningRates:
             # The only write since our last sync was this report (ours, or the same one by a peer).
             self._run = replace(old, latest_step=step, reports=old.reports + 1, version=outcome.version,
                                 state=outcome.state, etag=None)
-            if old.plateau is not None:
-                self._cache.drop_above(step)  # this report may have reduced every later lr
+            if old.plateau is not None and outcome.reduced:
+                self._cache.drop_above(step)  # this report reduced every later lr
             self._cache.put(step + 1, [outcome.next_lr])
         elif outcome.version != old.version:
             self.refresh()  # somebody else wrote too: learn what before trusting the cache
@@ -160,6 +164,11 @@ class LearningRates:
     def version(self) -> int | None:
         """The run version the cache holds for (None before the first request)."""
         return None if self._run is None else self._run.version
+
+    @property
+    def outage(self) -> bool:
+        """True from a request that met an outage until one is answered again."""
+        return self._failed_at is not None
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -201,9 +210,10 @@ class LearningRates:
         rewound = new.version - old.version != (new.reports - old.reports) + (len(new.revisions) - len(old.revisions))
         if rewound:
             self._cache.clear()  # we cannot tell which step it went back to: nothing is settled
-        else:
+        elif revised or _reductions(new) != _reductions(old):
             # Reports and revisions since `old` change only steps after its latest report.
             self._cache.drop_above(-1 if old.latest_step is None else old.latest_step)
+        # else: only new reports, none of whose reductions took effect: no lr changed
 
     def _send(self, call: _base.Call[T]) -> T:
         """One request; during an outage (on_error="last") a single attempt, no retries."""
@@ -247,6 +257,10 @@ class LearningRates:
             "with the last known learning rate during an outage.",
             cause=error,
         )
+
+
+def _reductions(run: Run) -> int:
+    return 0 if run.state is None else run.state.reductions
 
 
 class _Blocks:

@@ -92,7 +92,8 @@ class RunPage:
 
 @dataclass(frozen=True)
 class ReportOutcome:
-    """The answer to a report: `next_lr` is the lr of `step + 1`; `reduced` when a reduction took effect."""
+    """The answer to a report: `next_lr` is the lr of `step + 1`; `reduced` when a reduction took effect;
+    `warnings` says why a report did not move the tracker (it lacks the monitored metric)."""
 
     run_id: str
     step: int
@@ -100,6 +101,7 @@ class ReportOutcome:
     reduced: bool
     state: TrackerState | None
     version: int
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,20 +15,9 @@ from typing import Any
 import keras
 from keras.optimizers import schedules as keras_schedules
 
-from ._adapter import (
-    OnError,
-    PendingReports,
-    Report,
-    ReportWaiter,
-    check_choices,
-    refresh,
-    encode_metrics,
-    open_run,
-    reports_here,
-    waits_for_chief,
-)
+from ._adapter import Metrics, OnError, Report
 from ._client import Client
-from ._exceptions import ServiceUnreachable
+from ._follower import DEFAULT_CHIEF_TIMEOUT, RunFollower
 from ._rates import LearningRates
 
 __all__ = ["LearningRateCallback", "schedule_spec"]
@@ -47,10 +36,6 @@ _KERAS_SCHEDULES: dict[type, tuple[str, tuple[str, ...]]] = {
     keras_schedules.CosineDecayRestarts: (
         "cosine_decay_restarts", ("initial_learning_rate", "first_decay_steps", "t_mul", "m_mul", "alpha")),
 }
-
-# Batch mode prefetches one epoch of learning rates; this is the epoch length when Keras cannot tell it.
-_UNKNOWN_EPOCH_LENGTH = 1000
-
 
 def _plain(value: Any) -> Any:
     """A config value as plain JSON: lists elementwise; NumPy and tensor scalars as Python scalars."""
@@ -136,9 +121,10 @@ class LearningRateCallback(keras.callbacks.Callback):
     The run's `step_unit` decides: `"epoch"` sets the lr of epoch N (the `epoch` Keras passes,
     so `initial_epoch` resumes correctly) in `on_epoch_begin`; `"batch"` sets the lr of the global
     step (`optimizer.iterations` at the epoch's start plus the batch index, so a restored optimizer
-    resumes correctly) in `on_train_batch_begin`, from a cache filled one epoch at a time.
-    At each epoch end the numeric logs are reported (at the epoch index, or in batch units at the
-    step of the epoch's last batch) and `logs["learning_rate"]` is the lr used last.
+    resumes correctly) in `on_train_batch_begin`, from a cache filled for the whole `fit` at once.
+    At each epoch end the chosen logs are reported (at the epoch index, or in batch units at the
+    step of the epoch's last batch) and `logs["learning_rate"]` is the lr used last. After the first
+    epoch, an epoch costs one request (the report), two when the report before it reduced the lr.
 
     Args:
         run_id: the run's id.
@@ -148,13 +134,19 @@ class LearningRateCallback(keras.callbacks.Callback):
         report: `True` (report every epoch), `False`, or `"chief"`: only the chief process reports
             (`RANK`/`TF_CONFIG`/`LOCAL_RANK` or `is_chief()`), the others wait for its report when
             the run has a plateau tracker. Use `"chief"` when workers do not all-reduce their metrics.
-        on_error: `"raise"` stops training when the service cannot be reached; `"last"` keeps the
-            last known lr, warns once, and resends missed reports when the service answers again.
+        on_error: `"raise"` stops training when the service cannot be reached (a client the callback
+            creates retries for 12 s or more first, so a restarted service goes unnoticed); `"last"`
+            keeps the last known lr, warns once, and resends missed reports when the service answers.
         verbose: 1 prints each lr change made at an epoch boundary and each plateau reduction.
         token: bearer token; default `$LRSERVE_TOKEN`.
         client: an `lrclient.Client` to use instead of creating one.
         is_chief: decides "chief" instead of the environment.
-        chief_timeout: seconds a non-reporting worker waits for the chief's report.
+        chief_timeout: seconds a non-reporting worker waits for the chief's report (then `TimeoutError`).
+        metrics: the logs to report: by default the plateau's monitored metric and the validation
+            metrics (`val_*`), not each worker's own training loss; `"all"`, or a list of names.
+
+    Raises `lrclient.ReportsAhead` before the first batch when the run already has reports at the
+    step training starts from (a script run again, or a resume without `initial_epoch` or a rewind).
     """
 
     def __init__(
@@ -169,81 +161,88 @@ class LearningRateCallback(keras.callbacks.Callback):
         client: Client | None = None,
         *,
         is_chief: Callable[[], bool] | None = None,
-        chief_timeout: float = 600.0,
+        chief_timeout: float = DEFAULT_CHIEF_TIMEOUT,
+        metrics: Metrics = None,
     ) -> None:
         super().__init__()
-        check_choices(report, on_error)
-        self.run_id = run_id
-        self.spec = run_spec(spec)
-        self.report = report
-        self.on_error: OnError = on_error
+        self.follower = RunFollower(run_id, base_url=base_url, token=token, client=client, spec=run_spec(spec),
+                                    report=report, on_error=on_error, metrics=metrics, is_chief=is_chief,
+                                    chief_timeout=chief_timeout, validation_prefix="val_", resume=self._resume)
         self.verbose = verbose
-        self.is_chief = is_chief
-        self.chief_timeout = chief_timeout
-        self._base_url, self._token = base_url, token
-        self._given_client = client
-        self.client: Client | None = None
-        self.rates: LearningRates | None = None
-        self.step_unit: str | None = None
         self.learning_rate: float | None = None  # the lr set last
+        self._started = False
+
+    @property
+    def run_id(self) -> str:
+        return self.follower.run_id
+
+    @property
+    def client(self) -> Client | None:
+        return self.follower.client
+
+    @property
+    def rates(self) -> LearningRates | None:
+        """The learning-rate cache of the current (or last) `fit`; `rates.requests` counts its requests."""
+        return self.follower.rates
+
+    @property
+    def step_unit(self) -> str | None:
+        return None if self.follower.rates is None else self.follower.step_unit
 
     # -- training events -------------------------------------------------------------------------
 
     @_closing_on_error
     def on_train_begin(self, logs: dict | None = None) -> None:
         _check_settable(self.model.optimizer)
-        self.on_train_end()  # a previous fit that raised never reached its on_train_end
-        self.client = self._given_client or Client(base_url=self._base_url, token=self._token)
-        run = open_run(self.client, self.run_id, self.spec)
-        self.step_unit = run.spec["step_unit"]
-        steps = self.params.get("steps") if self.params else None
-        horizon = (steps or _UNKNOWN_EPOCH_LENGTH) if self.step_unit == "batch" else None
-        self.rates = LearningRates(self.client, self.run_id, horizon=horizon, on_error=self.on_error)
-        self._reporting = reports_here(self.report, self.is_chief)
-        waits = waits_for_chief(self.report, self._reporting, run.spec.get("plateau"))
-        self._waiter = ReportWaiter(self.client, self.rates, self.run_id, self.chief_timeout) if waits else None
-        self._pending = PendingReports(self.run_id)
+        params = self.params or {}
+        # (opening closes a previous fit's client, which never reached on_train_end if that fit raised)
+        self.follower.open(epochs=params.get("epochs"), steps_per_epoch=params.get("steps"))
         self.learning_rate = None
+        self._started = False
 
     @_closing_on_error
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self.step_unit == "batch":
             # Read once per epoch: on JAX the optimizer's variables are only synced between epochs.
             self._epoch_start = self._iterations()
-        if not self._flushed(throttle=False):
-            return  # still in an outage with reports queued: keep the last lr
-        self._refresh()
+        if self._started:
+            self.follower.boundary()
+        else:  # the first epoch of this fit: the run was just opened
+            self.follower.begin(epoch if self.step_unit == "epoch" else self._epoch_start)
+            self._started = True
         if self.step_unit == "epoch":
-            self._set(self.rates.lr(epoch), epoch)
+            self._set(self.follower.lr(epoch), epoch)
 
     @_closing_on_error
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if self.step_unit == "batch" and self._flushed(throttle=True):
-            self._set(self.rates.lr(self._epoch_start + batch), None)
+        if self.step_unit == "batch":
+            self._set(self.follower.lr(self._epoch_start + batch), None)
 
     @_closing_on_error
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         step = epoch if self.step_unit == "epoch" else self._iterations() - 1
         if step >= 0:
-            if self._reporting:
-                outcome = self._pending.send(self.rates, step, encode_metrics(logs), self.on_error)
-                if outcome is not None and outcome.reduced and self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: lrserve reduced the learning rate to {outcome.next_lr:.6g} "
-                          f"from step {step + 1} on (run '{self.run_id}').")
-            elif self._waiter is not None:
-                self._wait_for(step)
+            measured = {k: v for k, v in (logs or {}).items() if not k.startswith("learning_rate")}  # ours
+            outcome = self.follower.report(step, measured)
+            if outcome is not None and outcome.reduced and self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: lrserve reduced the learning rate to {outcome.next_lr:.6g} "
+                      f"from step {step + 1} on (run '{self.run_id}').")
         if logs is not None and self.learning_rate is not None:
             logs["learning_rate"] = self.learning_rate
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self._given_client is None and self.client is not None:
-            self.client.close()
-        self.client = None
+        self.follower.close()
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _iterations(self) -> int:
         return int(self.model.optimizer.iterations)
+
+    def _resume(self, step: int) -> str:
+        if self.step_unit == "epoch":
+            return f"model.fit(..., initial_epoch={step}) from the checkpoint saved after epoch {step - 1}"
+        return (f"restore the checkpoint saved after step {step - 1} (its optimizer.iterations is {step}) and "
+                "pass its epoch count as model.fit(..., initial_epoch=...)")
 
     def _set(self, lr: float, epoch: int | None) -> None:
         # Only a change touches the model: on JAX `self.model` syncs the training state back into
@@ -255,20 +254,3 @@ class LearningRateCallback(keras.callbacks.Callback):
         self.learning_rate = lr
         if epoch is not None and self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: LearningRateCallback setting learning rate to {lr:.6g}.")
-
-    def _flushed(self, throttle: bool) -> bool:
-        """No report waits to be resent (reports missed in an outage go before any new lr is read)."""
-        if self._pending.queue:
-            self._pending.flush(self.rates, self.on_error, throttle=throttle)
-        return not self._pending.queue
-
-    def _refresh(self) -> None:
-        refresh(self.rates, self.on_error)
-
-    def _wait_for(self, step: int) -> None:
-        try:
-            self._waiter.wait_for(step)
-        except ServiceUnreachable:
-            if self.on_error == "raise":
-                raise
-

@@ -2,39 +2,63 @@
 
 It is used like any `torch.optim.lr_scheduler` scheduler, and like `ReduceLROnPlateau` for the
 reports: construction sets the lr of step 0, `step()` moves to the next step, `step(metrics)` first
-reports the metrics measured at the end of the current step. Its `state_dict()` is only the run id
-and the position: the plateau state lives in the service, so a resumed job needs nothing else.
+reports the metrics measured at the end of the current step. Each param group gets the run's lr
+scaled as a torch scheduler scales it (from the group's own initial lr). Its `state_dict()` is only
+the run id and the position: the plateau state lives in the service, so a resumed job needs nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from ._adapter import (
-    OnError,
-    PendingReports,
-    Report,
-    ReportWaiter,
-    check_choices,
-    refresh,
-    monitor_metrics,
-    open_run,
-    reports_here,
-    waits_for_chief,
-)
+from ._adapter import Metrics, OnError, Report, named_metrics
 from ._client import Client
-from ._exceptions import ServiceUnreachable
+from ._follower import DEFAULT_CHIEF_TIMEOUT, RunFollower
 from ._rates import LearningRates
 
-__all__ = ["ServiceScheduler"]
+__all__ = ["ServiceScheduler", "group_scales", "set_group_lrs"]
 
-# Batch runs prefetch this many steps per lr/range call unless told the epoch length.
-_DEFAULT_BATCH_HORIZON = 1000
+
+def group_scales(optimizer: Optimizer, scales: Sequence[float] | None = None) -> list[float]:
+    """Each param group's multiple of the run's lr: `scales`, or as a torch scheduler scales the groups.
+
+    A torch scheduler computes each group's lr from the group's own initial lr, so by default group i
+    keeps its ratio to the first group: `initial_lr_i / initial_lr_0`. `initial_lr` is read as torch
+    schedulers read it: set from `lr` the first time a scheduler sees the group (kept if already there).
+    """
+    initial = []
+    for group in optimizer.param_groups:
+        lr = group["lr"]
+        group.setdefault("initial_lr", lr.clone() if isinstance(lr, Tensor) else lr)
+        initial.append(_as_float(group["initial_lr"]))
+    if scales is not None:
+        given = list(scales)
+        if len(given) != len(initial) or not all(_is_scale(s) for s in given):
+            raise ValueError(f"scales must hold one finite number >= 0 per param group ({len(initial)} groups). "
+                             f"Received: scales={scales!r}")
+        return [float(s) for s in given]
+    if len(initial) > 1 and not (math.isfinite(initial[0]) and initial[0] > 0):
+        raise ValueError("Each param group's lr is scaled by its initial lr over the first group's, but the first "
+                         "group's initial lr is not > 0: pass scales=[...], one per group. "
+                         f"Received: initial lrs {initial}")
+    return [lr / initial[0] for lr in initial] if len(initial) > 1 else [1.0] * len(initial)
+
+
+def set_group_lrs(optimizer: Optimizer, lr: float, scales: Sequence[float]) -> list[float]:
+    """Set group i's lr to `lr * scales[i]` (a tensor lr in place); the values set."""
+    values = [lr * scale for scale in scales]
+    for group, value in zip(optimizer.param_groups, values, strict=True):
+        if isinstance(group["lr"], Tensor):
+            group["lr"].fill_(value)
+        else:
+            group["lr"] = value
+    return values
 
 
 class ServiceScheduler(LRScheduler):
@@ -52,10 +76,18 @@ class ServiceScheduler(LRScheduler):
     re-reads the lr of the next one (the report may have reduced it).
 
     Args:
-        optimizer: the wrapped optimizer; every param group gets the run's lr.
+        optimizer: the wrapped optimizer; group i gets the run's lr times `scales[i]`.
         run_id, base_url, spec, report, on_error, token, client, is_chief, chief_timeout: as for
             `lrclient.keras.LearningRateCallback`.
-        horizon: steps fetched per lr/range call in batch runs (pass the epoch length).
+        horizon: steps fetched per lr/range request (default 1,000 epochs, or 10,000 batches; pass
+            `epochs * len(loader)` to fetch the whole training in one request).
+        metrics: what a dict passed to `step`/`report` sends: everything (the default), or a list of names.
+        scales: one multiple of the run's lr per param group; default `initial_lr_i / initial_lr_0`.
+        start_step: the step whose lr construction sets (a resume without `load_state_dict`).
+
+    Raises `lrclient.ReportsAhead` at the first `optimizer.step()` when this process reports and the
+    run already has reports at the current step or after it (a script run again; a resume whose
+    `load_state_dict` or `start_step` is before the run's last report, without a rewind).
     """
 
     def __init__(
@@ -70,31 +102,38 @@ class ServiceScheduler(LRScheduler):
         client: Client | None = None,
         *,
         is_chief: Callable[[], bool] | None = None,
-        chief_timeout: float = 600.0,
+        chief_timeout: float = DEFAULT_CHIEF_TIMEOUT,
         horizon: int | None = None,
+        metrics: Metrics = None,
+        scales: Sequence[float] | None = None,
+        start_step: int = 0,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        check_choices(report, on_error)
         self.optimizer = optimizer
+        self.scales = group_scales(optimizer, scales)
+        self.base_lrs = [_as_float(group["initial_lr"]) for group in optimizer.param_groups]
         self.run_id = run_id
-        self.on_error: OnError = on_error
-        self._owns_client = client is None
-        self.client = client or Client(base_url=base_url, token=token)
-        run = open_run(self.client, run_id, spec)
-        self.step_unit: str = run.spec["step_unit"]
-        self.plateau: dict[str, Any] | None = run.spec.get("plateau")
-        if self.step_unit == "batch":
-            horizon = horizon or _DEFAULT_BATCH_HORIZON
-        self.rates = LearningRates(self.client, run_id, horizon=horizon, on_error=on_error)
-        self._reporting = reports_here(report, is_chief)
-        waits = waits_for_chief(report, self._reporting, self.plateau)
-        self._waiter = ReportWaiter(self.client, self.rates, run_id, chief_timeout) if waits else None
-        self._pending = PendingReports(run_id)
-        self.base_lrs = [_as_float(group["lr"]) for group in optimizer.param_groups]
+        self.follower = RunFollower(run_id, base_url=base_url, token=token, client=client, spec=spec, report=report,
+                                    on_error=on_error, metrics=metrics, is_chief=is_chief,
+                                    chief_timeout=chief_timeout, resume=_resume)
+        self.follower.open(horizon=horizon)
         self._step_count = 1
-        self.last_epoch = 0  # the step whose lr is set, as torch schedulers count
+        self.last_epoch = start_step  # the step whose lr is set, as torch schedulers count
+        self._before_training = optimizer.register_step_pre_hook(self._check_start)
         self._apply()
+
+    @property
+    def step_unit(self) -> str:
+        return self.follower.step_unit
+
+    @property
+    def rates(self) -> LearningRates:
+        return self.follower.rates
+
+    @property
+    def client(self) -> Client:
+        return self.follower.client
 
     # -- the scheduler interface -----------------------------------------------------------------
 
@@ -104,9 +143,9 @@ class ServiceScheduler(LRScheduler):
         `metrics` is a number (the plateau's monitored metric) or a dict of metrics.
         """
         if metrics is not None:
-            self._report(self.last_epoch, metrics)
-        elif self.step_unit == "epoch" and not self._reporting:
-            self._refresh()  # an epoch boundary: see what other workers reported
+            self.follower.report(self.last_epoch, named_metrics(metrics, self.follower.plateau))
+        if self.step_unit == "epoch":
+            self.follower.boundary()
         self._step_count += 1
         self.last_epoch += 1
         self._apply()
@@ -116,11 +155,13 @@ class ServiceScheduler(LRScheduler):
         if self.last_epoch < 1:
             raise ValueError("report() reports the step before the current one; no step has finished yet. "
                              "Call step() after each optimizer.step(), or step(metrics) in epoch runs.")
-        self._report(self.last_epoch - 1, metrics)
+        self.follower.report(self.last_epoch - 1, named_metrics(metrics, self.follower.plateau))
+        self.follower.boundary()
         self._apply()
 
     def get_lr(self) -> list[float]:
-        return [self.rates.lr(self.last_epoch)] * len(self.optimizer.param_groups)
+        lr = self.follower.lr(self.last_epoch)
+        return [lr * scale for scale in self.scales]
 
     def get_last_lr(self) -> list[float]:
         return list(self._last_lr)
@@ -141,44 +182,32 @@ class ServiceScheduler(LRScheduler):
                 f"Received: state_dict={dict(state_dict)}"
             )
         self.last_epoch = int(state_dict["last_epoch"])
-        self._refresh()
+        self.follower.rates.refresh()
         self._apply()
 
     def close(self) -> None:
         """Close the HTTP client if this scheduler created it."""
-        if self._owns_client:
-            self.client.close()
+        self.follower.close()
 
     # -- helpers ---------------------------------------------------------------------------------
 
     def _apply(self) -> None:
-        if self._pending.queue:  # reports missed in an outage go first, once the service is back
-            self._pending.flush(self.rates, self.on_error, throttle=self.step_unit == "batch")
-            if self._pending.queue:
-                return  # still away: keep the last lr
-        lr = self.rates.lr(self.last_epoch)
-        for group in self.optimizer.param_groups:
-            if isinstance(group["lr"], Tensor):
-                group["lr"].fill_(lr)
-            else:
-                group["lr"] = lr
-        self._last_lr = [lr] * len(self.optimizer.param_groups)
+        self._last_lr = set_group_lrs(self.optimizer, self.follower.lr(self.last_epoch), self.scales)
 
-    def _report(self, step: int, metrics: float | Mapping[str, Any]) -> None:
-        encoded = monitor_metrics(metrics, self.plateau)
-        if self._reporting:
-            self._pending.send(self.rates, step, encoded, self.on_error)
-        elif self._waiter is not None:
-            try:
-                self._waiter.wait_for(step)
-            except ServiceUnreachable:
-                if self.on_error == "raise":
-                    raise
-        else:
-            self._refresh()  # someone else reports: see it
+    def _check_start(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        """Before the first optimizer step (after any `load_state_dict`): fail early on a re-run."""
+        self._before_training.remove()
+        self.follower.begin(self.last_epoch)
 
-    def _refresh(self) -> None:
-        refresh(self.rates, self.on_error)
+
+def _resume(step: int) -> str:
+    return (f"load the checkpoint saved after step {step - 1} and call scheduler.load_state_dict(...) with its "
+            f"scheduler state (last_epoch {step}) before the first optimizer.step(), or pass "
+            f"ServiceScheduler(..., start_step={step})")
+
+
+def _is_scale(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def _as_float(value: float | Tensor) -> float:

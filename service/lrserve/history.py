@@ -167,6 +167,15 @@ class RunView:
                         reduction_steps=reduction_steps, state=state)
         return record, after
 
+    def report_warnings(self, report: Report) -> list[str]:
+        """What the answer to `report` warns about: a plateau's monitored metric that the report lacks."""
+        plateau = self.plateau
+        if plateau is None or plateau.monitor in report.metrics:
+            return []
+        sent = ", ".join(repr(name) for name in sorted(report.metrics)) or "none"
+        return [f"metrics: no {plateau.monitor!r}, the metric the plateau monitors, so this report was recorded "
+                f"but did not move the tracker. Metrics sent: {sent}."]
+
     def rewound(self, step: int) -> RunView:
         """The run as if no report after `step` had been made (resume from a checkpoint); revisions stay."""
         kept = self.reports[:int(np.searchsorted(self._report_steps, step, side="right"))]

@@ -132,6 +132,10 @@ class Runs:
 
         return self._write(run_id, accept)
 
+    def report_warnings(self, run_id: str, report: Report) -> list[str]:
+        """The warnings of the answer to `report`, once accepted (its run's view is then in memory)."""
+        return (self._cache.get(run_id) or self.view(run_id)).report_warnings(report)
+
     def rewind(self, run_id: str, rewind: Rewind) -> RunView:
         def truncate(view: RunView, writer: RunWriter) -> tuple[RunView, RunView]:
             after = view.rewound(rewind.step)

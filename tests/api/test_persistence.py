@@ -65,7 +65,8 @@ def test_a_restarted_server_serves_every_run_report_state_and_revision(tmp_path:
         # report rules still hold against the stored history
         repeat = ok(client.post(f"/runs/{halving}/metrics", json={"step": 1, "metrics": {"val_loss": 1.0}}))
         listed = before["metrics"][halving]["reports"][1]
-        assert repeat == {"run_id": halving} | {key: listed[key] for key in ("step", "next_lr", "reduced", "state")}
+        assert repeat == {"run_id": halving, "warnings": []} | {key: listed[key] for key in
+                                                                ("step", "next_lr", "reduced", "state")}
         assert repeat["reduced"] is True
         assert client.post(f"/runs/{halving}/metrics",
                            json={"step": 3, "metrics": {"val_loss": 0.7}}).status_code == 409

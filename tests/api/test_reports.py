@@ -44,7 +44,7 @@ def test_each_report_answers_the_next_lr_whether_it_reduced_and_the_state(api: h
         outcome = accepted(api, run_id, step, metrics)
 
         assert outcome == {"run_id": run_id, "step": step, "next_lr": approx(next_lr), "reduced": reduced,
-                           "state": after}, f"report at step {step}"
+                           "state": after, "warnings": []}, f"report at step {step}"
         assert lr_at(api, run_id, step + 1) == approx(next_lr)
 
 
@@ -172,11 +172,29 @@ def test_a_report_without_the_monitored_metric_is_recorded_but_moves_nothing(
     silent = accepted(api, run_id, 1, {"accuracy": 0.9})
 
     # a non-improving val_loss here would have halved the lr (patience 1)
-    assert silent == {"run_id": run_id, "step": 1, "next_lr": approx(0.1), "reduced": False, "state": first["state"]}
+    assert {k: v for k, v in silent.items() if k != "warnings"} == {
+        "run_id": run_id, "step": 1, "next_lr": approx(0.1), "reduced": False, "state": first["state"]}
+    assert len(silent["warnings"]) == 1, "the answer says why nothing moved"
     recorded = api.get(f"/runs/{run_id}/metrics").json()["reports"]
     assert [(r["step"], r["metrics"]) for r in recorded] == [(0, {"val_loss": 1.0}), (1, {"accuracy": 0.9})]
     assert api.get(f"/runs/{run_id}").json()["latest_step"] == 1
     assert accepted(api, run_id, 2, {"val_loss": 1.0})["reduced"] is True
+
+
+def test_a_report_without_the_monitored_metric_is_answered_with_a_warning_naming_both(
+    api: httpx.Client, run_id: str
+) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+
+    (warning,) = accepted(api, run_id, 0, {"loss": 0.5, "accuracy": 0.9})["warnings"]
+    repeat = accepted(api, run_id, 0, {"loss": 0.5, "accuracy": 0.9})
+    empty = accepted(api, run_id, 1, {})
+
+    assert "'val_loss'" in warning and "the plateau monitors" in warning
+    assert "'accuracy', 'loss'" in warning, "it names the metrics that were sent"
+    assert repeat["warnings"] == [warning], "a repeat is answered alike"
+    assert len(empty["warnings"]) == 1 and "Metrics sent: none" in empty["warnings"][0]
+    assert accepted(api, run_id, 2, {"val_loss": 1.0})["warnings"] == []
 
 
 def test_an_empty_metrics_object_is_accepted_and_moves_nothing(api: httpx.Client, run_id: str) -> None:
@@ -234,7 +252,8 @@ def test_a_run_without_plateau_accepts_reports_and_never_reduces(api: httpx.Clie
 
     outcome = accepted(api, run_id, 2, {"val_loss": 9.0})
 
-    assert outcome == {"run_id": run_id, "step": 2, "next_lr": approx(0.05), "reduced": False, "state": None}
+    assert outcome == {"run_id": run_id, "step": 2, "next_lr": approx(0.05), "reduced": False, "state": None,
+                       "warnings": []}
     assert api.get(f"/runs/{run_id}").json()["latest_step"] == 2
 
 

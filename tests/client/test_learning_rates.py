@@ -239,3 +239,45 @@ def test_a_horizon_reaching_past_what_the_run_can_serve_falls_back_to_the_one_st
         assert LearningRates(client, "r", horizon=100).lr(999_999) == 0.125
         with pytest.raises(lrclient.InvalidSpec, match="beyond"):
             LearningRates(client, "r", horizon=1).lr(999_999)
+
+
+def test_a_report_that_reduces_nothing_keeps_the_values_fetched_ahead(
+    client: lrclient.Client, counting: CountingTransport, api: httpx.Client, run_id: str
+) -> None:
+    client.create_run(run_id, {**HALVING, "step_unit": "batch"})
+    rates = LearningRates(client, run_id, horizon=20)
+    assert [rates.lr(step) for step in range(5)] == [0.1] * 5
+    rates.report(4, {"val_loss": 1.0})  # improves: no reduction
+    before = len(counting.requests)
+    assert [rates.lr(step) for step in range(5, 20)] == [0.1] * 15
+    assert len(counting.requests) == before, "the answer said nothing changed: the prefetch still holds"
+    assert rates.report(9, {"val_loss": 2.0}).reduced
+    assert [rates.lr(step) for step in range(20)] == [service_lr(api, run_id, s) for s in range(20)]
+    assert rates.lr(10) == 0.05
+
+
+def test_a_refresh_that_sees_only_reports_that_reduced_nothing_keeps_the_cache(
+    client: lrclient.Client, counting: CountingTransport, other: lrclient.Client, api: httpx.Client, run_id: str
+) -> None:
+    client.create_run(run_id, {**HALVING, "step_unit": "batch"})
+    rates = LearningRates(client, run_id, horizon=20)
+    assert rates.lr(0) == 0.1
+    other.report(run_id, 3, {"val_loss": 1.0})
+    other.report(run_id, 6, {"val_loss": 0.5})  # both improve
+    rates.refresh()
+    before = len(counting.requests)
+    assert [rates.lr(step) for step in range(20)] == [0.1] * 20
+    assert len(counting.requests) == before
+    other.report(run_id, 9, {"val_loss": 0.9})  # reduces from step 10 on
+    rates.refresh()
+    assert [rates.lr(step) for step in range(20)] == [service_lr(api, run_id, s) for s in range(20)]
+    assert rates.lr(10) == 0.05
+
+
+def test_a_run_body_the_caller_holds_saves_the_first_request(client: lrclient.Client, counting: CountingTransport,
+                                                             run_id: str) -> None:
+    run = client.create_run(run_id, BATCHES)
+    before = len(counting.requests)
+    rates = LearningRates(client, run_id, horizon=10, run=run)
+    assert rates.step_unit == "batch" and rates.lr(3) == 0.2
+    assert counting.requests[before:] == [("GET", f"/runs/{run_id}/lr/range")]

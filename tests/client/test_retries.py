@@ -115,3 +115,9 @@ def test_the_number_of_retries_is_bounded() -> None:
 def test_a_nonsensical_policy_is_refused(arguments: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="Received"):
         RetryPolicy(**arguments)  # type: ignore[arg-type]
+
+
+def test_the_window_sums_the_delays_with_and_without_the_largest_jitter() -> None:
+    policy = RetryPolicy(retries=4, backoff=0.5, max_backoff=2.0, jitter=0.25)
+    assert policy.window() == (pytest.approx(0.75 * (0.5 + 1.0 + 2.0 + 2.0)), pytest.approx(5.5))
+    assert RetryPolicy(retries=0).window() == (0.0, 0.0)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ import keras
 import lrclient
 import numpy as np
 import pytest
+from client._helpers import CountingTransport
 from conftest import Server, running_server, stop_process, wait_until_healthy
 from keras.optimizers import schedules
+from lrclient._follower import DEFAULT_RETRY
 from lrclient.keras import LearningRateCallback, schedule_spec
 
 from ._keras_helpers import (
@@ -24,6 +27,7 @@ from ._keras_helpers import (
     ScheduleWithPlateau,
     fit,
     keras_schedule_values,
+    regression_data,
     tiny_model,
 )
 
@@ -89,20 +93,47 @@ def test_epoch_mode_trains_with_the_lr_of_in_process_keras_schedule_and_plateau(
     assert run_body(server, run_id)["state"]["reductions"] == keras_reference.reductions
 
 
-def test_each_epoch_end_reports_the_numeric_logs_at_the_epoch_index(server: Server, run_id: str) -> None:
-    history = fit(tiny_model(), [LearningRateCallback(run_id, base_url=server.url, spec=EPOCH_SPEC)], epochs=3)
+def with_mae(model: keras.Model) -> keras.Model:
+    model.compile(model.optimizer, "mse", metrics=["mae"])  # logs: loss, mae, val_loss, val_mae
+    return model
+
+
+def test_each_epoch_end_reports_the_monitored_and_validation_metrics_at_the_epoch_index(
+    server: Server, run_id: str
+) -> None:
+    spec = {**EPOCH_SPEC, "plateau": {**PLATEAU, "monitor": "mae", "mode": "min"}}
+    history = fit(with_mae(tiny_model()), [LearningRateCallback(run_id, base_url=server.url, spec=spec)], epochs=3)
 
     sent = reports(server, run_id)
     assert [r["step"] for r in sent] == [0, 1, 2]
-    assert [set(r["metrics"]) for r in sent] == [{"loss", "val_loss"}] * 3
+    assert [set(r["metrics"]) for r in sent] == [{"mae", "val_loss", "val_mae"}] * 3, "not each worker's own loss"
     assert [r["metrics"]["val_loss"] for r in sent] == history.history["val_loss"]
+    assert [r["metrics"]["mae"] for r in sent] == history.history["mae"]
+
+
+@pytest.mark.parametrize(("metrics", "expected"), [("all", {"loss", "mae", "val_loss", "val_mae"}),
+                                                    (["loss", "val_mae", "absent"], {"loss", "val_mae"})])
+def test_metrics_chooses_what_is_reported(server: Server, run_id: str, metrics: Any, expected: set[str]) -> None:
+    spec = {**EPOCH_SPEC, "plateau": None}
+    fit(with_mae(tiny_model()), [LearningRateCallback(run_id, base_url=server.url, spec=spec, metrics=metrics)],
+        epochs=2)
+
+    assert [set(r["metrics"]) for r in reports(server, run_id)] == [expected] * 2
+
+
+def test_without_a_plateau_or_validation_metrics_nothing_is_reported(server: Server, run_id: str) -> None:
+    x, y, _, _ = regression_data()
+    tiny_model().fit(x, y, epochs=2, verbose=0,
+                     callbacks=[LearningRateCallback(run_id, base_url=server.url, spec={**EPOCH_SPEC, "plateau": None})])
+
+    assert reports(server, run_id) == []
 
 
 def test_non_finite_logs_are_reported_as_the_contract_strings(server: Server, run_id: str) -> None:
     model = tiny_model()
     x = np.full((8, 4), np.nan, dtype="float32")
     model.fit(x, np.zeros((8, 1), "float32"), epochs=1, verbose=0, validation_data=(x, np.zeros((8, 1), "float32")),
-              callbacks=[LearningRateCallback(run_id, base_url=server.url, spec=EPOCH_SPEC)])
+              callbacks=[LearningRateCallback(run_id, base_url=server.url, spec=EPOCH_SPEC, metrics="all")])
 
     assert reports(server, run_id)[0]["metrics"] == {"loss": "NaN", "val_loss": "NaN"}
 
@@ -110,7 +141,7 @@ def test_non_finite_logs_are_reported_as_the_contract_strings(server: Server, ru
 # --- batch mode ------------------------------------------------------------------------------
 
 
-def test_batch_mode_sets_every_batch_lr_with_a_handful_of_requests_per_epoch(server: Server, run_id: str) -> None:
+def test_batch_mode_sets_every_batch_lr_with_one_request_per_epoch(server: Server, run_id: str) -> None:
     warmup_cosine = schedules.CosineDecay(0.0, decay_steps=30, warmup_target=0.05, warmup_steps=6, alpha=0.1)
     callback = LearningRateCallback(run_id, base_url=server.url, spec=warmup_cosine)
     requests_after_epoch: list[int] = []
@@ -125,7 +156,7 @@ def test_batch_mode_sets_every_batch_lr_with_a_handful_of_requests_per_epoch(ser
     assert served == pytest.approx(keras_schedule_values(warmup_cosine, range(48)), rel=1e-6)
     assert len(set(steps_of(trained)[:12])) == 12, "batch mode must change the lr within an epoch"
     per_epoch = np.diff(requests_after_epoch).tolist()
-    assert all(n <= 3 for n in per_epoch), f"requests in epochs 2-4: {per_epoch}"
+    assert per_epoch == [1, 1, 1], f"requests in epochs 2-4 (the report): {per_epoch}"
 
 
 def test_batch_mode_reports_at_the_step_of_each_epochs_last_batch(server: Server, run_id: str) -> None:
@@ -139,6 +170,30 @@ def test_batch_mode_reports_at_the_step_of_each_epochs_last_batch(server: Server
     assert run_body(server, run_id)["state"]["reductions"] >= 1
     assert steps_of(trained) == pytest.approx(served, rel=F32)
     assert history.history["learning_rate"] == [served[6 * e + 5] for e in range(8)]
+
+
+@pytest.mark.parametrize("unit", ["epoch", "batch"])
+@pytest.mark.parametrize("plateau", [None, PLATEAU], ids=["no-plateau", "plateau"])
+def test_after_the_first_epoch_an_epoch_costs_one_request_and_one_more_after_a_reduction(
+    server: Server, run_id: str, unit: str, plateau: dict[str, Any] | None
+) -> None:
+    """Every HTTP request of the callback, counted at its transport: PUT, lr/range, POST /metrics, GET /runs."""
+    spec = {"schedule": {"type": "exponential_decay", **DECAY}, "plateau": plateau, "step_unit": unit}
+    counting = CountingTransport()
+    counts: list[int] = []
+    trained = LrRecorder()
+    with lrclient.Client(server.url, transport=counting) as client:
+        count = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: counts.append(len(counting.requests)))
+        fit(tiny_model(), [LearningRateCallback(run_id, spec=spec, client=client), trained, count], epochs=10)
+
+    reduced = [r["reduced"] for r in reports(server, run_id)]
+    per_epoch = [counts[0]] + np.diff(counts).tolist()
+    refetches = [int(unit == "batch" and r) for r in reduced[:-1]]  # epoch runs: the answer's next_lr is enough
+    assert per_epoch == [3] + [1 + n for n in refetches], (per_epoch, reduced)
+    if plateau is not None:
+        assert any(reduced) and not all(reduced), "the data should reduce in some epochs and not in others"
+    trained_lrs = steps_of(trained) if unit == "batch" else epochs_of(trained)
+    assert trained_lrs == pytest.approx(service_history(server, run_id, len(trained_lrs)), rel=F32)
 
 
 # --- specs -----------------------------------------------------------------------------------
@@ -186,6 +241,39 @@ def test_an_optimizer_built_with_a_schedule_object_is_a_type_error(server: Serve
     model = tiny_model(learning_rate=schedules.ExponentialDecay(0.1, 10, 0.5))
     with pytest.raises(TypeError, match="built with a LearningRateSchedule object"):
         fit(model, [LearningRateCallback(run_id, base_url=server.url, spec=EPOCH_SPEC)], epochs=1)
+
+
+@pytest.mark.parametrize(("unit", "latest", "resume"), [("epoch", 2, "initial_epoch=3"),
+                                                       ("batch", 8, "its optimizer.iterations is 9")])
+def test_a_script_run_again_fails_before_training_with_the_three_ways_out(
+    server: Server, run_id: str, unit: str, latest: int, resume: str
+) -> None:
+    spec = {**EPOCH_SPEC, "step_unit": unit}
+    fit(tiny_model(), [LearningRateCallback(run_id, base_url=server.url, spec=spec)], epochs=3)
+    trained = LrRecorder()
+
+    with pytest.raises(lrclient.ReportsAhead) as caught:
+        fit(tiny_model(), [LearningRateCallback(run_id, base_url=server.url, spec=spec), trained], epochs=3)
+
+    assert trained.by_step == {}, "not one batch was trained"
+    message = str(caught.value)
+    assert f"Run '{run_id}' already has reports up to step {latest}, and this job starts at step 0" in message
+    assert "new run_id" in message and resume in message and f".rewind('{run_id}', -1)" in message
+    assert len(reports(server, run_id)) == 3
+
+
+def test_a_report_without_the_monitored_metric_warns_once_as_reduce_lr_on_plateau_does(
+    server: Server, run_id: str
+) -> None:
+    spec = {**EPOCH_SPEC, "plateau": {**PLATEAU, "monitor": "val_mae", "mode": "min"}}  # the model has no mae
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(tiny_model(), [LearningRateCallback(run_id, base_url=server.url, spec=spec)], epochs=3)
+
+    ours = [str(w.message) for w in caught if "lrserve run" in str(w.message)]
+    assert len(ours) == 1, ours
+    assert "'val_mae', the metric the plateau monitors" in ours[0] and "Metrics sent: 'val_loss'" in ours[0]
+    assert len(reports(server, run_id)) == 3, "still reported every epoch"
 
 
 # --- many workers ----------------------------------------------------------------------------
@@ -314,6 +402,46 @@ def test_on_error_last_trains_through_an_outage_and_resends_the_missed_reports(
     outage_warnings = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len([m for m in outage_warnings if "to report step" in m]) == 1, outage_warnings
     assert len(outage_warnings) <= 2, outage_warnings
+
+
+class RestartInBackground(keras.callbacks.Callback):
+    """Stop the service at an epoch's end and start it again on the same port and database without waiting for
+    it: training goes on at once, and its next request meets the outage."""
+
+    def __init__(self, server: Server, after_epoch: int) -> None:
+        super().__init__()
+        self.server, self.after_epoch = server, after_epoch
+        self.restarted: subprocess.Popen | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch == self.after_epoch:
+            stop_process(self.server.process)
+            port = self.server.url.rsplit(":", 1)[1]
+            self.restarted = subprocess.Popen([sys.executable, "-m", "lrserve", "serve", "--host", "127.0.0.1",
+                                               "--port", port, "--database", self.server.database_url])
+
+
+def test_a_service_restart_shorter_than_the_retry_window_goes_unnoticed(tmp_path: Path, run_id: str) -> None:
+    """The default window (12 s or more, tested in tests/client) halved, against a restart of a few seconds."""
+    counting = CountingTransport()
+    halved = replace(DEFAULT_RETRY, backoff=DEFAULT_RETRY.backoff / 2, max_backoff=DEFAULT_RETRY.max_backoff / 2)
+    with running_server(f"sqlite:///{tmp_path / 'lr.db'}") as server, \
+            lrclient.Client(server.url, transport=counting) as client:
+        client.retry = halved
+        restart = RestartInBackground(server, after_epoch=1)
+        trained = LrRecorder()
+        try:
+            fit(tiny_model(), [LearningRateCallback(run_id, spec=EPOCH_SPEC, client=client), trained, restart],
+                epochs=4)
+            served = service_history(server, run_id, 4)
+            sent = reports(server, run_id)
+        finally:
+            if restart.restarted is not None:
+                stop_process(restart.restarted)
+
+    assert counting.failures >= 1, "a request met the stopped service"
+    assert [r["step"] for r in sent] == [0, 1, 2, 3]
+    assert epochs_of(trained) == pytest.approx(served, rel=F32)
 
 
 # --- resuming --------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class ReportOutcome(BaseModel):
     next_lr: float
     reduced: bool
     state: TrackerStateOut | None
+    warnings: list[str]
 
 
 class ReportEntry(BaseModel):

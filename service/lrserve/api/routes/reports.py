@@ -26,12 +26,13 @@ router = APIRouter(
 
 @router.post("/runs/{run_id}/metrics", response_model=ReportOutcome)
 def report_metrics(run_id: RunId, report: Report, runs: RunsDep, response: Response) -> dict[str, Any]:
-    """Report metrics measured at the end of `step`; committed before this answers."""
+    """Report metrics measured at the end of `step`; committed before this answers. `warnings` says when the
+    report lacks the metric the plateau monitors (it is recorded but does not move the tracker)."""
     record, version, new = runs.report(run_id, report)
     events.reported(run_id, record, new)
     response.headers[VERSION_HEADER] = str(version)
     return {"run_id": run_id, "step": record.step, "next_lr": record.next_lr,
-            "reduced": record.reduced, "state": record.state}
+            "reduced": record.reduced, "state": record.state, "warnings": runs.report_warnings(run_id, report)}
 
 
 @router.get("/runs/{run_id}/metrics", response_model=ReportList)
