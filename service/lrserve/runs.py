@@ -14,6 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -33,6 +34,17 @@ T = TypeVar("T")
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Reported:
+    """The answer to a report: its outcome, the run's version, whether it was new (False: an exact repeat),
+    and what the answer warns about."""
+
+    record: ReportRecord
+    version: int
+    new: bool
+    warnings: list[str]
 
 
 class Runs:
@@ -120,21 +132,16 @@ class Runs:
         if not deleted:
             raise RunNotFound(run_id)
 
-    def report(self, run_id: str, report: Report) -> tuple[ReportRecord, int, bool]:
-        """Accept a report (or recognise an exact repeat): its outcome, the run's version, and whether it
-        was new (False for a repeat, answered with the original outcome)."""
-        def accept(view: RunView, writer: RunWriter) -> tuple[tuple[ReportRecord, int, bool], RunView]:
+    def report(self, run_id: str, report: Report) -> Reported:
+        """Accept a report, or recognise an exact repeat (answered with the original outcome)."""
+        def accept(view: RunView, writer: RunWriter) -> tuple[Reported, RunView]:
             record, after = view.accept(report, now())
             if after is None:
-                return (record, view.record.version, False), view
+                return Reported(record, view.record.version, False, view.report_warnings(report)), view
             writer.append_report(record)
-            return (record, after.record.version, True), after
+            return Reported(record, after.record.version, True, view.report_warnings(report)), after
 
         return self._write(run_id, accept)
-
-    def report_warnings(self, run_id: str, report: Report) -> list[str]:
-        """The warnings of the answer to `report`, once accepted (its run's view is then in memory)."""
-        return (self._cache.get(run_id) or self.view(run_id)).report_warnings(report)
 
     def rewind(self, run_id: str, rewind: Rewind) -> RunView:
         def truncate(view: RunView, writer: RunWriter) -> tuple[RunView, RunView]:

@@ -77,9 +77,10 @@ def test_a_write_decided_on_a_stale_view_is_decided_again_on_current_data(databa
         first.report("shared", Report(step=0, metrics={"val_loss": 1.0}))
         first.report("shared", Report(step=1, metrics={"val_loss": 1.0}))
 
-        outcome, version, new = second.report("shared", Report(step=2, metrics={"val_loss": 1.0}))
+        answer = second.report("shared", Report(step=2, metrics={"val_loss": 1.0}))
+        outcome = answer.record
 
-        assert (outcome.reduced, version, new) == (True, 3, True)
+        assert (outcome.reduced, answer.version, answer.new) == (True, 3, True)
         assert outcome.next_lr == pytest.approx(0.025)  # the reductions at steps 1 and 2 both count
         assert [r.step for r in second.view("shared").reports] == [0, 1, 2]
     finally:

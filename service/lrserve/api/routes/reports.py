@@ -28,11 +28,12 @@ router = APIRouter(
 def report_metrics(run_id: RunId, report: Report, runs: RunsDep, response: Response) -> dict[str, Any]:
     """Report metrics measured at the end of `step`; committed before this answers. `warnings` says when the
     report lacks the metric the plateau monitors (it is recorded but does not move the tracker)."""
-    record, version, new = runs.report(run_id, report)
-    events.reported(run_id, record, new)
-    response.headers[VERSION_HEADER] = str(version)
+    answer = runs.report(run_id, report)
+    record = answer.record
+    events.reported(run_id, record, answer.new)
+    response.headers[VERSION_HEADER] = str(answer.version)
     return {"run_id": run_id, "step": record.step, "next_lr": record.next_lr,
-            "reduced": record.reduced, "state": record.state, "warnings": runs.report_warnings(run_id, report)}
+            "reduced": record.reduced, "state": record.state, "warnings": answer.warnings}
 
 
 @router.get("/runs/{run_id}/metrics", response_model=ReportList)
