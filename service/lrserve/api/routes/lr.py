@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from lrserve.api.deps import VERSION_HEADER, RunId
+from lrserve.api.offload import off_the_loop_if_costly
 from lrserve.api.schemas import ErrorOut, LrOut, LrRangeOut
 from lrserve.history import RunView
 from lrserve.runs import Runs, range_steps
@@ -39,7 +40,8 @@ def _json(body: object, view: RunView) -> Response:
 async def get_lr(run_id: RunId, step: StepQuery, request: Request) -> Response:
     """The learning rate to train step `step` with."""
     view = await _view(request, run_id, step)
-    return _json({"run_id": run_id, "step": step, "lr": view.lr(step)}, view)
+    lr = await off_the_loop_if_costly(view.lr, step)  # a recursive expression may have to compute up to step
+    return _json({"run_id": run_id, "step": step, "lr": lr}, view)
 
 
 @router.get("/runs/{run_id}/lr/range", response_model=LrRangeOut)
@@ -53,5 +55,5 @@ async def get_lr_range(
     """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call)."""
     steps = range_steps(start, stop, every)
     view = await _view(request, run_id, int(steps[-1]) if len(steps) else start)
-    values = view.lrs(steps) if len(steps) < 10_000 else await run_in_threadpool(view.lrs, steps)
+    values = await off_the_loop_if_costly(view.lrs, steps, costly=len(steps) >= 10_000)
     return _json({"run_id": run_id, "start": start, "stop": stop, "every": every, "lr": values}, view)

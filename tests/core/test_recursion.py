@@ -1,0 +1,151 @@
+"""Recursive expressions are bounded: in work (refused when too costly), in memory (one cache, bounded in bytes),
+and in where they compute (never inside `cached_only()`, i.e. never on the event loop)."""
+
+from __future__ import annotations
+
+import ast
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from lrserve.schedules import NotCached, cached_only, recursion
+from lrserve.schedules.expression import MAX_RECURSIVE_STEP, Expression
+from lrserve.schedules.recursion import CHUNK
+
+LAST = MAX_RECURSIVE_STEP
+CPU_SECONDS = 2.0
+"""What reaching step 1,000,000 may cost at most (the budget is set to about a second on the development
+machine; this leaves room for a slower one)."""
+
+
+def recursive(text: str, initial: float = 0.1) -> Expression:
+    return Expression(type="expression", expression=text, recursive=True, initial_learning_rate=initial)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    recursion.CACHE.clear()
+    yield
+    recursion.CACHE.clear()
+
+
+def largest(shape: Callable[[int], str]) -> str:
+    """`shape(n)` for the largest n that is still accepted: the costliest expression of that shape."""
+    n = 1
+    while accepted(shape(n + 1)):
+        n += 1
+    assert accepted(shape(n))
+    return shape(n)
+
+
+def accepted(text: str) -> bool:
+    try:
+        recursive(text)
+    except ValidationError:
+        return False
+    return True
+
+
+# The costliest accepted expression of each shape: every kind of operation on lr's value.
+WORST = {
+    "additions": largest(lambda n: " + ".join(["lr"] * n)),
+    "multiplications by constants": largest(lambda n: "lr" + " * 0.9999999" * n),
+    "multiplications by columns of step": largest(lambda n: "lr" + " * (step + 1) / (step + 1)" * n),
+    "columns of step": largest(lambda n: "lr" + " + 0 * sin(step) * cos(step)" * n),
+    "functions": largest(lambda n: "abs(" * n + "lr" + ")" * n),
+    "powers": largest(lambda n: "lr" + " ** 0.99999" * n),
+    "floor division and modulo": largest(lambda n: "(lr + 1)" + " % 7 // 1" * n),
+    "comparison chains": largest(lambda n: "lr" + " * (0.5 < lr < 2 <= 3)" * n),
+    "conditionals": largest(lambda n: "lr" + " * (1 if lr < 3 else 0.999)" * n),
+    "and-or": largest(lambda n: "lr" + " * (lr and 1 or 0.5)" * n),
+    "min-max": largest(lambda n: f"min({', '.join(['lr'] * (n + 1))})"),
+}
+
+
+@pytest.mark.parametrize("text", WORST.values(), ids=WORST.keys())
+def test_the_costliest_accepted_expressions_reach_step_1000000_within_the_cpu_budget(text: str) -> None:
+    fn = recursive(text, initial=0.5).build()
+
+    started = time.thread_time()
+    fn(np.array([float(LAST)]))
+    elapsed = time.thread_time() - started
+
+    assert elapsed < CPU_SECONDS, f"{elapsed:.2f} s of CPU for {text!r}"
+
+
+@pytest.mark.parametrize("text", [
+    " + ".join(["lr * lr"] * 20),
+    "exp(" * 15 + "lr" + ")" * 15,
+    "lr ** 0.5 ** lr",
+    "max(" + ", ".join(["lr"] * 40) + ")",
+])
+def test_a_recursive_expression_too_costly_to_reach_step_1000000_is_refused_at_once(text: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ValidationError, match="too costly to compute recursively"):
+        recursive(text)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_the_same_expression_without_recursion_is_not_limited_by_that_cost() -> None:
+    Expression(type="expression", expression=" + ".join(["step * step"] * 20))
+
+
+def test_parts_of_step_alone_are_computed_with_numpy_so_a_large_expression_with_a_small_lr_part_is_accepted(
+) -> None:
+    text = "lr * 0.9999 + 0 * (" + " + ".join(["sin(step) * cos(step)"] * 20) + ")"
+
+    assert len(list(ast.walk(ast.parse(text, mode="eval")))) > 250
+    recursive(text)
+
+
+def test_steps_are_computed_only_up_to_the_chunk_of_the_highest_step_asked() -> None:
+    fn = recursive("lr * 0.999").build()
+
+    fn(np.array([5.0]))
+    assert recursion.CACHE.nbytes <= CHUNK * 8
+    fn(np.array([3.0 * CHUNK]))
+    assert recursion.CACHE.nbytes <= 2 * 4 * CHUNK * 8  # grown to hold 4 chunks, at most doubled
+
+
+def test_values_survive_eviction_and_come_back_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recursion.CACHE, "max_bytes", 3 * 21 * CHUNK * 8)  # room for 3 of the 8
+    fns = [recursive(f"lr * 0.999 + {k} * 1e-9").build() for k in range(8)]
+    steps = np.array([0.0, 17.0, 20.0 * CHUNK])
+    first = [fn(steps) for fn in fns]
+
+    assert recursion.CACHE.nbytes <= recursion.CACHE.max_bytes
+    again = [fn(steps) for fn in fns]
+    assert recursion.CACHE.nbytes <= recursion.CACHE.max_bytes
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_the_cache_keeps_float64_values_8_bytes_a_step() -> None:
+    recursive("lr * 0.999999").build()(np.array([float(LAST)]))
+
+    assert recursion.CACHE.nbytes <= (LAST + 1) * 8
+
+
+def test_runs_with_the_same_expression_and_initial_lr_share_one_sequence() -> None:
+    recursive("lr * 0.999").build()(np.array([float(LAST)]))
+    used = recursion.CACHE.nbytes
+
+    with cached_only():
+        values = recursive("lr * 0.999").build()(np.array([float(LAST)]))
+
+    assert recursion.CACHE.nbytes == used
+    assert values[0] == pytest.approx(0.1 * 0.999 ** (LAST + 1), rel=1e-9)
+
+
+def test_inside_cached_only_a_step_not_computed_yet_raises_not_cached() -> None:
+    fn = recursive("lr * 0.999").build()
+
+    with cached_only(), pytest.raises(NotCached):
+        fn(np.array([10.0]))
+    fn(np.array([10.0]))
+    with cached_only():
+        assert fn(np.array([10.0]))[0] == pytest.approx(0.1 * 0.999 ** 11, rel=1e-12)
+        with pytest.raises(NotCached):
+            fn(np.array([float(LAST)]))
