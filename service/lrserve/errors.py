@@ -53,6 +53,9 @@ def _describe(error: dict) -> str:
     loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
     where = ".".join(loc)
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    value = error.get("input")
+    if error.get("type") == "float_type" and isinstance(value, int) and not isinstance(value, bool):
+        message = "Input should be a finite number; this integer is beyond float64's range (about 1.8e308)"
     text = f"{where}: {message}" if where else message
     if "input" in error and error.get("type") not in ("missing", "value_error"):
         received = repr(error["input"])

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 ScheduleFn = Callable[[np.ndarray], np.ndarray]
 """Maps an array of steps (float64, whole numbers >= 0) to the learning rates of those steps (float64)."""
+
+MAX_STEP_COUNT = 2**53
+"""The largest integer parameter (a count of steps, a boundary): schedules compute in float64, which holds every
+integer up to 2**53 exactly, and no larger integer is a meaningful step (steps stop at 2**40)."""
+StepCount = Annotated[int, Field(ge=0, le=MAX_STEP_COUNT)]
+PositiveStepCount = Annotated[int, Field(ge=1, le=MAX_STEP_COUNT)]
 
 
 class ScheduleModel(BaseModel):

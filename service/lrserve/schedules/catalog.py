@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter, model_validator
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel, check_increasing
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing
 from lrserve.schedules.expression import Expression
 from lrserve.schedules.hf_style import InverseSqrt, WarmupStableDecay
 from lrserve.schedules.join import join
@@ -30,7 +30,7 @@ class Sequence(ScheduleModel):
 
     type: Literal["sequence"]
     schedules: Annotated[list[Schedule], Field(min_length=1, max_length=MAX_SEQUENCE_LENGTH)]
-    boundaries: list[Annotated[int, Field(ge=0)]]
+    boundaries: list[StepCount]
 
     @model_validator(mode="after")
     def _shape(self) -> Sequence:

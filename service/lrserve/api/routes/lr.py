@@ -50,7 +50,7 @@ async def get_lr_range(
     request: Request,
     stop: Annotated[int, Query(ge=0, le=MAX_STEP + 1, description="first step not included")],
     start: StepQuery = 0,
-    every: Annotated[int, Query(ge=1)] = 1,
+    every: Annotated[int, Query(ge=1, le=MAX_STEP + 1)] = 1,  # bounded: it is echoed, and orjson stops at 2**64
 ) -> Response:
     """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call)."""
     steps = range_steps(start, stop, every)
