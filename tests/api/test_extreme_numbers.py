@@ -10,63 +10,19 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ._helpers import Server, running_server
+from ._helpers import Server, in_memory_server
 
-OPENAPI = json.loads((Path(__file__).parents[2] / "openapi.json").read_text())
-SCHEMAS = OPENAPI["components"]["schemas"]
-SCHEDULE_TYPES: dict[str, str] = {
-    kind: ref.rsplit("/", 1)[1]
-    for kind, ref in SCHEMAS["RunSpec"]["properties"]["schedule"]["discriminator"]["mapping"].items()
-}
-EDGES: dict[str, Any] = {
-    "10**400": 10**400, "-10**400": -(10**400), "2**63": 2**63, "2**64": 2**64, "2**53+1": 2**53 + 1,
-    "1e308": 1e308, "5e-324": 5e-324, "0": 0, "-0.0": -0.0, "true": True, "false": False,
-}
-CONSTANT = {"type": "constant", "learning_rate": 0.1}
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "constant": CONSTANT,
-    "exponential_decay": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 1000,
-                          "decay_rate": 0.96, "staircase": True},
-    "inverse_time_decay": {"type": "inverse_time_decay", "initial_learning_rate": 0.1, "decay_steps": 1,
-                           "decay_rate": 0.5},
-    "polynomial_decay": {"type": "polynomial_decay", "initial_learning_rate": 0.1, "decay_steps": 10000,
-                         "end_learning_rate": 0.001, "power": 2.0},
-    "piecewise_constant": {"type": "piecewise_constant", "boundaries": [100, 200], "values": [0.1, 0.01, 0.001]},
-    "cosine_decay": {"type": "cosine_decay", "initial_learning_rate": 0.0, "decay_steps": 1000, "alpha": 0.01,
-                     "warmup_target": 0.1, "warmup_steps": 100},
-    "cosine_decay_restarts": {"type": "cosine_decay_restarts", "initial_learning_rate": 0.1,
-                              "first_decay_steps": 100, "t_mul": 2.0, "m_mul": 0.9, "alpha": 0.0},
-    "step_decay": {"type": "step_decay", "initial_learning_rate": 0.1, "step_size": 30, "gamma": 0.1},
-    "multistep_decay": {"type": "multistep_decay", "initial_learning_rate": 0.1, "milestones": [30, 80],
-                        "gamma": 0.1},
-    "linear": {"type": "linear", "initial_learning_rate": 0.0, "end_learning_rate": 0.1, "transition_steps": 500,
-               "transition_begin": 10},
-    "one_cycle": {"type": "one_cycle", "max_lr": 0.1, "total_steps": 1000, "pct_start": 0.3, "div_factor": 25.0,
-                  "final_div_factor": 1e4},
-    "cyclic": {"type": "cyclic", "base_lr": 0.001, "max_lr": 0.1, "step_size_up": 2000, "step_size_down": 1000,
-               "mode": "exp_range", "gamma": 0.99},
-    "inverse_sqrt": {"type": "inverse_sqrt", "initial_learning_rate": 0.001, "warmup_steps": 4000,
-                     "timescale": 100},
-    "warmup_stable_decay": {"type": "warmup_stable_decay", "initial_learning_rate": 0.001, "warmup_steps": 1000,
-                            "stable_steps": 8000, "decay_steps": 1000, "min_lr_ratio": 0.1, "num_cycles": 0.5},
-    "sequence": {"type": "sequence", "boundaries": [500], "schedules": [CONSTANT, CONSTANT]},
-    "expression": {"type": "expression", "expression": "lr * 0.99", "recursive": True,
-                   "initial_learning_rate": 0.01},
-}
-PLATEAUS = {
-    "KerasPlateau": {"monitor": "val_loss", "factor": 0.5, "patience": 3, "cooldown": 1, "min_lr": 0.0,
-                     "min_delta": 1e-4},
-    "TorchPlateau": {"monitor": "val_loss", "factor": 0.5, "patience": 3, "cooldown": 1, "min_lr": 0.0,
-                     "semantics": "torch", "threshold": 1e-4, "eps": 1e-8},
-}
+try:
+    from fuzzing import CONSTANT, EDGES, EXAMPLES, PLATEAUS, SCHEDULE_TYPES, SCHEMAS
+except ImportError:  # tests/ turned into a package
+    from tests.fuzzing import CONSTANT, EDGES, EXAMPLES, PLATEAUS, SCHEDULE_TYPES, SCHEMAS
+
 READ_STEPS = (0, 1, 1000, 1_000_000, 2**40)
 _ids = itertools.count()
 
@@ -97,15 +53,8 @@ def variants(example: dict[str, Any], field: str, value: Any) -> Iterator[tuple[
 
 @pytest.fixture(scope="module")
 def edge_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A service of its own, its SQLite file in memory where /dev/shm exists: these tests create many runs."""
-    shm = Path("/dev/shm")
-    database = (shm if shm.is_dir() else tmp_path_factory.mktemp("edges")) / f"lrserve-edges-{os.getpid()}.db"
-    try:
-        with running_server(f"sqlite:///{database}") as server:
-            yield server
-    finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{database}{suffix}").unlink(missing_ok=True)
+    with in_memory_server(tmp_path_factory.mktemp("edges"), "edges") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
