@@ -1,4 +1,4 @@
-"""The expression language's meaning, and its two compilers: numpy over arrays of steps, and plain floats for
+"""The expression language's meaning, and its two compilers (of a tree that `expression.check` accepted): numpy over arrays of steps, and plain floats for
 the part of a recursive expression that depends on `lr`. Both give bit for bit the same float64 values.
 
 The meaning is Python's, in float64:
@@ -9,8 +9,8 @@ The meaning is Python's, in float64:
   and chained comparisons (`a < b <= c`) are Python's;
 - `min` and `max` are Python's builtins: a later argument replaces the one kept only when it is smaller
   (larger), so `min(1, nan)` is 1 and `min(nan, 1)` is nan;
-- `**` and the functions are numpy's float64 ufuncs (within an ulp of Python's `math`; numpy's vectorized
-  `exp` or `**` may differ from libm in the last bit);
+- `**` and the functions are numpy's float64 ufuncs (numpy's vectorized `exp`, `**`... may differ from
+  Python's `math`, which is libm, in the last bit);
 - where Python would raise (ZeroDivisionError, OverflowError, a math domain ValueError) or go complex, the
   value is the IEEE-754 one, as numpy gives it: `1/0` is inf, `-1/0` is -inf, `0/0`, `log(-1)` and
   `(-8)**(1/3)` are nan, `10.0**400` is inf. An lr that is not finite is then refused for its step.
@@ -57,7 +57,7 @@ class ExpressionError(ValueError):
     pass
 
 
-_BINARY: dict[type[ast.operator], np.ufunc] = {
+BINARY: dict[type[ast.operator], np.ufunc] = {
     ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
     ast.FloorDiv: np.floor_divide, ast.Mod: np.mod, ast.Pow: np.power,
 }
@@ -65,7 +65,7 @@ _UFUNCS: dict[str, np.ufunc] = {
     "exp": np.exp, "log": np.log, "log2": np.log2, "log10": np.log10, "sqrt": np.sqrt, "sin": np.sin,
     "cos": np.cos, "tan": np.tan, "floor": np.floor, "ceil": np.ceil, "abs": np.abs,
 }
-_COMPARE = {
+COMPARE = {
     ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
     ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne,
 }
@@ -89,44 +89,6 @@ def uses_step(node: ast.AST) -> bool:
     return any(isinstance(n, ast.Name) and n.id in STEP_NAMES for n in ast.walk(node))
 
 
-_STRUCTURE = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Load, ast.boolop)
-
-
-def check(tree: ast.AST, recursive: bool) -> None:
-    """Raise ExpressionError, naming the construct and what is allowed, for anything outside the language."""
-    called: set[int] = set()  # the names of called functions, checked with their call
-    for node in ast.walk(tree):  # breadth first: a call comes before its function's name
-        if isinstance(node, _STRUCTURE) or id(node) in called:
-            continue
-        if isinstance(node, ast.Constant):
-            number(node)
-        elif isinstance(node, ast.Name):
-            if node.id == "lr" and not recursive:
-                raise ExpressionError("lr can only be used with recursive: true")
-            if node.id not in (*STEP_NAMES, "lr", *CONSTANTS):
-                raise ExpressionError(f"unknown name {node.id!r}; allowed: {ALLOWED}")
-        elif isinstance(node, ast.Call):
-            _check_call(node)
-            called.add(id(node.func))
-        elif isinstance(node, ast.cmpop):
-            if type(node) not in _COMPARE:
-                raise ExpressionError(f"comparison {type(node).__name__} is not allowed; allowed: {ALLOWED}")
-        elif not (isinstance(node, ast.operator) and type(node) in _BINARY
-                  or isinstance(node, (ast.USub, ast.UAdd, ast.Not))):
-            kind = "operator " if isinstance(node, (ast.operator, ast.unaryop)) else ""
-            raise ExpressionError(f"{kind}{type(node).__name__} is not allowed; allowed: {ALLOWED}")
-
-
-def _check_call(node: ast.Call) -> None:
-    name = node.func.id if isinstance(node.func, ast.Name) else None
-    if name not in FUNCTIONS or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-        shown = name or ast.unparse(node.func)
-        raise ExpressionError(f"{shown}(...) is not an allowed function; allowed: {' '.join(FUNCTIONS)}")
-    if not (len(node.args) == 1 if name in FUNCTIONS_1 else len(node.args) >= 2):
-        expected = "exactly 1 argument" if name in FUNCTIONS_1 else "at least 2 arguments"
-        raise ExpressionError(f"{name}() takes {expected}; received {len(node.args)}")
-
-
 # -- numpy, over an array of steps --------------------------------------------------------------------
 
 
@@ -144,7 +106,7 @@ def vector(node: ast.AST) -> Vector:
         value = CONSTANTS[node.id]
         return lambda step: value
     if isinstance(node, ast.BinOp):
-        op, left, right = _BINARY[type(node.op)], vector(node.left), vector(node.right)
+        op, left, right = BINARY[type(node.op)], vector(node.left), vector(node.right)
         return lambda step: op(left(step), right(step))
     if isinstance(node, ast.UnaryOp):
         operand = vector(node.operand)
@@ -156,7 +118,7 @@ def vector(node: ast.AST) -> Vector:
     if isinstance(node, ast.BoolOp):
         return _vector_bool(isinstance(node.op, ast.And), [vector(v) for v in node.values])
     if isinstance(node, ast.Compare):
-        ops = [_COMPARE[type(op)] for op in node.ops]
+        ops = [COMPARE[type(op)] for op in node.ops]
         operands = [vector(node.left), *(vector(c) for c in node.comparators)]
 
         def compare(step: np.ndarray) -> Any:
@@ -309,7 +271,7 @@ class Spine:
         return lambda row, lr: float(ufunc(arg(row, lr)))
 
     def _compare(self, node: ast.Compare) -> Scalar:
-        ops = [_COMPARE[type(op)] for op in node.ops]
+        ops = [COMPARE[type(op)] for op in node.ops]
         operands = [self._compile(node.left), *(self._compile(c) for c in node.comparators)]
         if len(ops) == 1:  # the common case, without the loop
             (op,), (left, right) = ops, operands

@@ -16,7 +16,19 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from lrserve.schedules.base import ScheduleFn, ScheduleModel
-from lrserve.schedules.compiler import ExpressionError, Spine, check, vector
+from lrserve.schedules.compiler import (
+    ALLOWED,
+    BINARY,
+    COMPARE,
+    CONSTANTS,
+    FUNCTIONS,
+    FUNCTIONS_1,
+    STEP_NAMES,
+    ExpressionError,
+    Spine,
+    number,
+    vector,
+)
 from lrserve.schedules.recursion import MAX_RECURSIVE_STEP, Recursion
 
 MAX_LENGTH = 1000
@@ -45,6 +57,44 @@ def parse(text: str) -> ast.Expression:
     if _depth(tree) > MAX_DEPTH:
         raise ExpressionError(f"is nested more than {MAX_DEPTH} levels deep")
     return tree
+
+
+_STRUCTURE = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Load, ast.boolop)
+
+
+def check(tree: ast.AST, recursive: bool) -> None:
+    """Raise ExpressionError, naming the construct and what is allowed, for anything outside the language."""
+    called: set[int] = set()  # the names of called functions, checked with their call
+    for node in ast.walk(tree):  # breadth first: a call comes before its function's name
+        if isinstance(node, _STRUCTURE) or id(node) in called:
+            continue
+        if isinstance(node, ast.Constant):
+            number(node)
+        elif isinstance(node, ast.Name):
+            if node.id == "lr" and not recursive:
+                raise ExpressionError("lr can only be used with recursive: true")
+            if node.id not in (*STEP_NAMES, "lr", *CONSTANTS):
+                raise ExpressionError(f"unknown name {node.id!r}; allowed: {ALLOWED}")
+        elif isinstance(node, ast.Call):
+            _check_call(node)
+            called.add(id(node.func))
+        elif isinstance(node, ast.cmpop):
+            if type(node) not in COMPARE:
+                raise ExpressionError(f"comparison {type(node).__name__} is not allowed; allowed: {ALLOWED}")
+        elif not (isinstance(node, ast.operator) and type(node) in BINARY
+                  or isinstance(node, (ast.USub, ast.UAdd, ast.Not))):
+            kind = "operator " if isinstance(node, (ast.operator, ast.unaryop)) else ""
+            raise ExpressionError(f"{kind}{type(node).__name__} is not allowed; allowed: {ALLOWED}")
+
+
+def _check_call(node: ast.Call) -> None:
+    name = node.func.id if isinstance(node.func, ast.Name) else None
+    if name not in FUNCTIONS or node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+        shown = name or ast.unparse(node.func)
+        raise ExpressionError(f"{shown}(...) is not an allowed function; allowed: {' '.join(FUNCTIONS)}")
+    if not (len(node.args) == 1 if name in FUNCTIONS_1 else len(node.args) >= 2):
+        expected = "exactly 1 argument" if name in FUNCTIONS_1 else "at least 2 arguments"
+        raise ExpressionError(f"{name}() takes {expected}; received {len(node.args)}")
 
 
 def _depth(node: ast.AST) -> int:
