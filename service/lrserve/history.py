@@ -21,7 +21,7 @@ from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
 from lrserve.memo import BLOCK, MEMO
 from lrserve.plateau import KerasPlateau, TorchPlateau, TrackerState, advance
 from lrserve.schedules import ScheduleAdapter, ScheduleFn
-from lrserve.schedules.expression import ExpressionError
+from lrserve.schedules.expression import ExpressionError, check_recursive_cost
 from lrserve.schedules.join import join
 from lrserve.spec import MAX_STEP, STORED, Report, Revision, RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp, StoredRun
@@ -182,6 +182,8 @@ class RunView:
                 f"from_step: must not be below {self.revisions[-1].from_step}, the from_step of the "
                 f"previous revision; received {revision.from_step}"
             )
+        if revision.schedule.recursive_cost():
+            _check_recursive_cost(self.spec, self.revisions, revision)
         record = RevisionRecord(
             from_step=revision.from_step, schedule=revision.schedule.model_dump(mode="json"),
             reason=revision.reason, created_at=created_at,
@@ -193,6 +195,16 @@ class RunView:
     def _lr_alone(self, step: int) -> float:
         """One step's lr without filling the memo (for a view about to be replaced)."""
         return float(self.lrs(np.array([step], dtype=np.float64))[0])
+
+
+def _check_recursive_cost(spec: RunSpec, revisions: tuple[RevisionRecord, ...], revision: Revision) -> None:
+    """A run's recursive expressions (its spec's and its revisions') each compute their own steps, so together
+    they get the budget of one: else a request spanning them all could take their number times as long."""
+    schedules = [spec.schedule, *(ScheduleAdapter.validate_python(r.schedule) for r in revisions), revision.schedule]
+    try:
+        check_recursive_cost(schedules, "schedule: the run's")
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
 
 
 def _bumped(record: RunRecord) -> RunRecord:

@@ -23,6 +23,9 @@ LAST = 1_000_000
 # 1,000,000 (the old evaluator took 16 s for it, on the event loop).
 LARGE = "lr * 0.9999 + 0 * (" + " + ".join(["sin(step) * cos(step)"] * 20) + ")"
 HEALTHZ_SECONDS = 0.2
+"""/healthz must answer within this while a recursive expression computes: 9 times in 10 (the 2-core
+machine's load from other work can delay any one request of any process; on the event loop, the computation
+delayed every one of them by all of its 16 s)."""
 RUNS = 60
 OTHER_BYTES = 64 * 1024 * 1024
 """What 60 runs may take besides the two bounded caches: their views, the allocator's slack."""
@@ -45,6 +48,12 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+def assert_answered_at_once(latencies: list[float]) -> None:
+    slow = [round(seconds, 3) for seconds in latencies if seconds >= HEALTHZ_SECONDS]
+    assert len(slow) <= len(latencies) // 10, f"/healthz took {slow} s, {len(slow)} times in {len(latencies)}"
+    assert len(latencies) >= 5, "the far step was computed too fast to measure anything"
 
 
 def test_the_large_expression_has_about_300_nodes() -> None:
@@ -74,8 +83,7 @@ def test_healthz_answers_at_once_while_step_1000000_of_a_recursive_expression_is
         reader.join()
 
     assert answer[0].status_code == 200, answer[0].text
-    assert max(latencies) < HEALTHZ_SECONDS, f"/healthz took {max(latencies):.3f} s at worst"
-    assert len(latencies) >= 3, "the far step was computed too fast to measure anything"
+    assert_answered_at_once(latencies)
 
 
 def test_a_far_range_of_a_recursive_expression_is_computed_off_the_event_loop_too(own_server: Server) -> None:
@@ -95,8 +103,7 @@ def test_a_far_range_of_a_recursive_expression_is_computed_off_the_event_loop_to
         reader.join()
 
     assert answer[0].status_code == 200 and len(answer[0].json()["lr"]) == 6
-    assert max(latencies) < HEALTHZ_SECONDS, f"/healthz took {max(latencies):.3f} s at worst"
-    assert len(latencies) >= 3, "the far steps were computed too fast to measure anything"
+    assert_answered_at_once(latencies)
 
 
 def test_60_recursive_runs_read_at_step_1000000_keep_memory_bounded(own_server: Server) -> None:
@@ -149,3 +156,36 @@ def test_step_1000000_of_a_recursive_expression_is_the_recurrence_computed_in_py
     assert api.get(f"/runs/{run_id}/lr", params={"step": LAST}).json()["lr"] == expected[-1]
     assert api.get(f"/runs/{run_id}/lr/range", params={"start": LAST - 2, "stop": LAST + 1}).json()["lr"] == expected
     assert api.get(f"/runs/{run_id}/lr", params={"step": LAST + 1}).status_code == 422
+
+
+def test_a_sequence_of_recursive_expressions_too_costly_together_is_refused_at_creation(
+    api: httpx.Client, run_id: str
+) -> None:
+    """64 segments of 1,000,001 steps: one range of 64 values, one step near the end of each, would compute
+    64 million steps."""
+    segment = recursive("lr * 0.99999")["schedule"]
+    spec = {"schedule": {"type": "sequence", "boundaries": [1_000_001 * k for k in range(1, 64)],
+                         "schedules": [segment] * 64}}
+
+    response = api.put(f"/runs/{run_id}", json=spec)
+
+    assert response.status_code == 422, response.text
+    assert "together are too costly" in response.json()["detail"]
+
+
+def test_revisions_whose_recursive_expressions_together_cost_too_much_are_refused(
+    api: httpx.Client, run_id: str
+) -> None:
+    """`lr * 0.99` costs 5 units a step; a run may hold 30 in all, its spec's and its revisions'."""
+    create_run(api, run_id, recursive("lr * 0.99"))
+    for k in range(1, 6):
+        response = api.post(f"/runs/{run_id}/revisions", json={"from_step": 1000 * k, **recursive("lr * 0.99")})
+        assert response.status_code == 201, response.text
+
+    refused = api.post(f"/runs/{run_id}/revisions", json={"from_step": 6000, **recursive("lr * 0.99")})
+    constant = api.post(f"/runs/{run_id}/revisions",
+                        json={"from_step": 6000, "schedule": {"type": "constant", "learning_rate": 0.1}})
+
+    assert refused.status_code == 422, refused.text
+    assert "together are too costly" in refused.json()["detail"]
+    assert constant.status_code == 201, constant.text

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from lrserve.schedules import NotCached, cached_only, recursion
+from lrserve.schedules import NotCached, Sequence, cached_only, recursion
 from lrserve.schedules.expression import MAX_RECURSIVE_STEP, Expression
 from lrserve.schedules.recursion import CHUNK
 
@@ -101,13 +101,13 @@ def test_parts_of_step_alone_are_computed_with_numpy_so_a_large_expression_with_
     recursive(text)
 
 
-def test_steps_are_computed_only_up_to_the_chunk_of_the_highest_step_asked() -> None:
+def test_steps_are_computed_only_up_to_the_highest_step_asked() -> None:
     fn = recursive("lr * 0.999").build()
 
     fn(np.array([5.0]))
-    assert recursion.CACHE.nbytes <= CHUNK * 8
+    assert recursion.CACHE.nbytes <= 2 * 6 * 8  # room for 6 values, at most doubled
     fn(np.array([3.0 * CHUNK]))
-    assert recursion.CACHE.nbytes <= 2 * 4 * CHUNK * 8  # grown to hold 4 chunks, at most doubled
+    assert recursion.CACHE.nbytes <= 2 * (3 * CHUNK + 1) * 8
 
 
 def test_values_survive_eviction_and_come_back_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,3 +149,18 @@ def test_inside_cached_only_a_step_not_computed_yet_raises_not_cached() -> None:
         assert fn(np.array([10.0]))[0] == pytest.approx(0.1 * 0.999 ** 11, rel=1e-12)
         with pytest.raises(NotCached):
             fn(np.array([float(LAST)]))
+
+
+def sequence(*schedules: dict[str, object]) -> dict[str, object]:
+    return {"type": "sequence", "boundaries": [1_000_001 * k for k in range(1, len(schedules))],
+            "schedules": list(schedules)}
+
+
+def test_a_sequence_whose_recursive_expressions_together_cost_too_much_is_refused() -> None:
+    leaf = {"type": "expression", "expression": "lr", "recursive": True, "initial_learning_rate": 0.1}
+    Sequence.model_validate(sequence(*[leaf] * 10))  # 3 units a step each: 30 in all, the most allowed
+
+    with pytest.raises(ValidationError, match="recursive expressions together are too costly"):
+        Sequence.model_validate(sequence(*[leaf] * 11))
+    with pytest.raises(ValidationError, match="recursive expressions together are too costly"):
+        Sequence.model_validate(sequence(sequence(*[leaf] * 6), sequence(*[leaf] * 6)))

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, TypeAdapter, model_validator
 
 from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing
-from lrserve.schedules.expression import Expression
+from lrserve.schedules.expression import Expression, check_recursive_cost
 from lrserve.schedules.hf_style import InverseSqrt, WarmupStableDecay
 from lrserve.schedules.join import join
 from lrserve.schedules.keras_style import (
@@ -42,6 +42,7 @@ class Sequence(ScheduleModel):
             )
         if self.depth() > MAX_SEQUENCE_DEPTH:
             raise ValueError(f"sequences may nest at most {MAX_SEQUENCE_DEPTH} levels deep")
+        check_recursive_cost(self.schedules, "schedules: the sequence's")
         return self
 
     def depth(self) -> int:
@@ -49,6 +50,9 @@ class Sequence(ScheduleModel):
 
     def is_recursive(self) -> bool:
         return any(s.is_recursive() for s in self.schedules)
+
+    def recursive_cost(self) -> float:
+        return sum(s.recursive_cost() for s in self.schedules)
 
     def build(self) -> ScheduleFn:
         return join([s.build() for s in self.schedules], self.boundaries)

@@ -13,7 +13,7 @@ import ast
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from lrserve.schedules.base import ScheduleFn, ScheduleModel
 from lrserve.schedules.compiler import (
@@ -109,6 +109,7 @@ class Expression(ScheduleModel):
     expression: Annotated[str, Field(min_length=1)]
     initial_learning_rate: Annotated[float, Field(ge=0)] | None = None
     recursive: bool = False
+    _cost: float = PrivateAttr(default=0.0)
 
     @model_validator(mode="after")
     def _check(self) -> Expression:
@@ -122,18 +123,21 @@ class Expression(ScheduleModel):
         except ExpressionError as error:
             raise ValueError(f"expression {error}") from None
         if self.recursive:
-            cost = recursive_cost(tree)
-            if cost > MAX_RECURSIVE_COST:
+            self._cost = recursive_cost(tree)
+            if self._cost > MAX_RECURSIVE_COST:
                 raise ValueError(
                     f"expression is too costly to compute recursively up to step {MAX_RECURSIVE_STEP:,}: "
-                    f"{cost / (MAX_RECURSIVE_STEP + 1):.1f} units a step, at most "
-                    f"{MAX_RECURSIVE_COST / (MAX_RECURSIVE_STEP + 1):.0f} (each operation on a value that depends "
-                    "on lr costs 1 to 2, a function 4, ** 20; parts that depend on step alone are nearly free)"
+                    f"{per_step(self._cost):.1f} units a step, at most {per_step(MAX_RECURSIVE_COST):.0f} (each "
+                    "operation on a value that depends on lr costs 1 to 2, a function 4, ** 20; parts that "
+                    "depend on step alone are nearly free)"
                 )
         return self
 
     def is_recursive(self) -> bool:
         return self.recursive
+
+    def recursive_cost(self) -> float:
+        return self._cost
 
     def build(self) -> ScheduleFn:
         tree = parse(self.expression)
@@ -152,3 +156,19 @@ class Expression(ScheduleModel):
 def recursive_cost(tree: ast.Expression) -> float:
     """The work of computing the expression recursively up to step MAX_RECURSIVE_STEP, in `Spine.cost` units."""
     return (Spine(tree).cost + STEP_COST) * (MAX_RECURSIVE_STEP + 1)
+
+
+def per_step(cost: float) -> float:
+    return cost / (MAX_RECURSIVE_STEP + 1)
+
+
+def check_recursive_cost(schedules: list[ScheduleModel], where: str) -> None:
+    """Refuse schedules whose recursive expressions together would cost more than one may: each needs its
+    own steps computed, so a request spanning them all could otherwise take their number times as long."""
+    total = sum(s.recursive_cost() for s in schedules)
+    if total > MAX_RECURSIVE_COST:
+        raise ValueError(
+            f"{where} recursive expressions together are too costly to compute up to step "
+            f"{MAX_RECURSIVE_STEP:,} each: {per_step(total):.1f} units a step, at most "
+            f"{per_step(MAX_RECURSIVE_COST):.0f} in all (a recursive expression costs at least {STEP_COST + 1})"
+        )

@@ -5,7 +5,8 @@ Steps must be computed one after the other, so a recursive expression is the onl
 with the step asked: up to about a second for step 1,000,000 (`Expression` refuses any whose cost would be
 larger). Three rules keep that cost from hurting the service:
 
-- values are computed only up to the highest step asked (rounded up to a chunk), never further;
+- values are computed only up to the highest step asked, never further (a `sequence` of many short recursive
+  segments computes a few steps of each);
 - they are kept as float64 (8 bytes a step) in one LRU cache for every run of the process, bounded by
   `MAX_CACHE_BYTES`; an evicted sequence is computed again when it is asked for. Runs with the same
   expression and initial lr share one sequence, since it is a pure function of the two;
@@ -136,11 +137,11 @@ class Recursion:
         return sequence.known
 
     def _extend(self, sequence: _Sequence, last: int) -> None:
-        """Compute whole chunks until step `last` is known (the caller holds the sequence's lock)."""
+        """Compute the steps up to `last`, a chunk at a time (the caller holds the sequence's lock)."""
         values, count = sequence.known
         if count > last:
             return
-        end = min(MAX_RECURSIVE_STEP + 1, (last // CHUNK + 1) * CHUNK)
+        end = last + 1
         if len(values) < end:
             grown = np.empty(min(MAX_RECURSIVE_STEP + 1, max(end, 2 * len(values))))
             grown[:count] = values[:count]
