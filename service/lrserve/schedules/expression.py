@@ -51,12 +51,22 @@ def parse(text: str) -> ast.Expression:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, RecursionError, MemoryError, ValueError) as error:
         raise ExpressionError(f"is not a valid arithmetic expression ({getattr(error, 'msg', error)})") from None
-    nodes = list(ast.walk(tree))
-    if len(nodes) > MAX_NODES:
-        raise ExpressionError(f"has {len(nodes)} syntax nodes; the limit is {MAX_NODES}")
-    if _depth(tree) > MAX_DEPTH:
+    nodes, depth = _size(tree)
+    if nodes > MAX_NODES:
+        raise ExpressionError(f"has {nodes} syntax nodes; the limit is {MAX_NODES}")
+    if depth > MAX_DEPTH:
         raise ExpressionError(f"is nested more than {MAX_DEPTH} levels deep")
     return tree
+
+
+def _size(tree: ast.AST) -> tuple[int, int]:
+    """The number of nodes and the depth of the tree, in one pass."""
+    nodes, depth, stack = 0, 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        nodes, depth = nodes + 1, max(depth, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return nodes, depth
 
 
 _STRUCTURE = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Load, ast.boolop)
@@ -97,11 +107,6 @@ def _check_call(node: ast.Call) -> None:
         raise ExpressionError(f"{name}() takes {expected}; received {len(node.args)}")
 
 
-def _depth(node: ast.AST) -> int:
-    children = list(ast.iter_child_nodes(node))
-    return 1 + max((_depth(c) for c in children), default=0)
-
-
 class Expression(ScheduleModel):
     """Keras `LearningRateScheduler(fn)` with `fn` written as a safe expression of `step` (and `lr`)."""
 
@@ -110,6 +115,7 @@ class Expression(ScheduleModel):
     initial_learning_rate: Annotated[float, Field(ge=0)] | None = None
     recursive: bool = False
     _cost: float = PrivateAttr(default=0.0)
+    _tree: ast.Expression | None = PrivateAttr(default=None)  # parsed once, at validation
 
     @model_validator(mode="after")
     def _check(self) -> Expression:
@@ -118,7 +124,7 @@ class Expression(ScheduleModel):
         if not self.recursive and self.initial_learning_rate is not None:
             raise ValueError("initial_learning_rate is only allowed when recursive is true")
         try:
-            tree = parse(self.expression)
+            tree = self._tree = parse(self.expression)
             check(tree, self.recursive)
         except ExpressionError as error:
             raise ValueError(f"expression {error}") from None
@@ -140,7 +146,7 @@ class Expression(ScheduleModel):
         return self._cost
 
     def build(self) -> ScheduleFn:
-        tree = parse(self.expression)
+        tree = self._tree or parse(self.expression)
         if self.recursive:
             assert self.initial_learning_rate is not None
             return Recursion(Spine(tree), (self.expression, float(self.initial_learning_rate)))
