@@ -10,6 +10,7 @@ step by step, see `lrserve.schedules.recursion`, and are refused when that would
 from __future__ import annotations
 
 import ast
+import functools
 from typing import Annotated, Literal
 
 import numpy as np
@@ -43,8 +44,12 @@ STEP_COST = 2
 __all__ = ["MAX_RECURSIVE_STEP", "Expression", "ExpressionError", "parse"]
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> ast.Expression:
-    """Parse and check size limits; raise ExpressionError with a message fit for the user."""
+    """Parse and check size limits; raise ExpressionError with a message fit for the user.
+
+    Cached: a spec's expressions are parsed when validated and again when built (the tree is never changed).
+    """
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"is {len(text)} characters long; the limit is {MAX_LENGTH}")
     try:
@@ -115,7 +120,6 @@ class Expression(ScheduleModel):
     initial_learning_rate: Annotated[float, Field(ge=0)] | None = None
     recursive: bool = False
     _cost: float = PrivateAttr(default=0.0)
-    _tree: ast.Expression | None = PrivateAttr(default=None)  # parsed once, at validation
 
     @model_validator(mode="after")
     def _check(self) -> Expression:
@@ -124,7 +128,7 @@ class Expression(ScheduleModel):
         if not self.recursive and self.initial_learning_rate is not None:
             raise ValueError("initial_learning_rate is only allowed when recursive is true")
         try:
-            tree = self._tree = parse(self.expression)
+            tree = parse(self.expression)
             check(tree, self.recursive)
         except ExpressionError as error:
             raise ValueError(f"expression {error}") from None
@@ -146,7 +150,7 @@ class Expression(ScheduleModel):
         return self._cost
 
     def build(self) -> ScheduleFn:
-        tree = self._tree or parse(self.expression)
+        tree = parse(self.expression)
         if self.recursive:
             assert self.initial_learning_rate is not None
             return Recursion(Spine(tree), (self.expression, float(self.initial_learning_rate)))
