@@ -139,6 +139,15 @@ def test_runs_with_the_same_expression_and_initial_lr_share_one_sequence() -> No
     assert values[0] == pytest.approx(0.1 * 0.999 ** (LAST + 1), rel=1e-9)
 
 
+def test_runs_whose_initial_lr_differs_only_in_the_sign_of_zero_do_not_share_a_sequence() -> None:
+    text = "0.1 if 1 / lr > 0 else 0.2"  # 1 / 0.0 is inf, 1 / -0.0 is -inf
+
+    positive = recursive(text, initial=0.0).build()(np.array([0.0]))
+    negative = recursive(text, initial=-0.0).build()(np.array([0.0]))
+
+    assert (positive[0], negative[0]) == (0.1, 0.2)
+
+
 def test_inside_cached_only_a_step_not_computed_yet_raises_not_cached() -> None:
     fn = recursive("lr * 0.999").build()
 

@@ -154,7 +154,7 @@ class Expression(ScheduleModel):
         tree = parse(self.expression)
         if self.recursive:
             assert self.initial_learning_rate is not None
-            return Recursion(Spine(tree), (self.expression, float(self.initial_learning_rate)))
+            return Recursion(Spine(tree), self.expression, float(self.initial_learning_rate))
         node = vector(tree)
 
         def fn(step: np.ndarray) -> np.ndarray:

@@ -65,10 +65,10 @@ class _Cache:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._sequences: OrderedDict[tuple[str, float], _Sequence] = OrderedDict()
+        self._sequences: OrderedDict[tuple[str, str], _Sequence] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, float], create: bool) -> _Sequence | None:
+    def get(self, key: tuple[str, str], create: bool) -> _Sequence | None:
         with self._lock:
             sequence = self._sequences.get(key)
             if sequence is not None:
@@ -77,7 +77,7 @@ class _Cache:
                 sequence = self._sequences[key] = _Sequence()
             return sequence
 
-    def grown(self, key: tuple[str, float], sequence: _Sequence) -> None:
+    def grown(self, key: tuple[str, str], sequence: _Sequence) -> None:
         """Account for `sequence` having grown: evict the least recently used others until all fit."""
         with self._lock:
             if self._sequences.get(key) is not sequence:  # evicted while it was being computed
@@ -106,9 +106,10 @@ CACHE = _Cache(MAX_CACHE_BYTES)
 class Recursion:
     """The schedule function of a recursive expression: lr(steps) read from (or computed into) the cache."""
 
-    def __init__(self, spine: Spine, key: tuple[str, float]) -> None:
+    def __init__(self, spine: Spine, expression: str, initial: float) -> None:
         self._spine = spine
-        self._key = key
+        self._initial = initial
+        self._key = (expression, initial.hex())  # hex: 0.0 and -0.0 are equal, yet may start different sequences
 
     def __call__(self, step: np.ndarray) -> np.ndarray:
         step = np.asarray(step, dtype=np.float64)
@@ -147,7 +148,7 @@ class Recursion:
             grown[:count] = values[:count]
             values = grown
         step_fn = self._spine.step_fn
-        lr = float(values[count - 1]) if count else self._key[1]
+        lr = float(values[count - 1]) if count else self._initial
         with np.errstate(all="ignore"):
             for start in range(count, end, CHUNK):
                 stop = min(start + CHUNK, end)
