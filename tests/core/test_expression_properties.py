@@ -73,7 +73,8 @@ def expressions(draw: st.DrawFn, names: tuple[str, ...], depth: int = 0) -> str:
     if form == 2:
         return f"{sub()} {draw(st.sampled_from(['<', '<=', '>', '>=', '==', '!=']))} {sub()}"
     if form == 3:
-        return f"{sub()} {draw(st.sampled_from(['<', '<=', '==']))} {sub()} {draw(st.sampled_from(['<', '!=']))} {sub()}"
+        first, second = draw(st.sampled_from(["<", "<=", "=="])), draw(st.sampled_from(["<", "!="]))
+        return f"{sub()} {first} {sub()} {second} {sub()}"
     if form in (4, 5):
         operands = [sub() for _ in range(form - 2)]
         return f" {draw(st.sampled_from(['and', 'or']))} ".join(operands)

@@ -1,5 +1,6 @@
-"""The expression language's meaning, and its two compilers (of a tree that `expression.check` accepted): numpy over arrays of steps, and plain floats for
-the part of a recursive expression that depends on `lr`. Both give bit for bit the same float64 values.
+"""The expression language's meaning, and its two compilers of a tree that `expression.check` accepted: numpy
+over arrays of steps, and plain floats for the part of a recursive expression that depends on `lr`. Both give
+bit for bit the same float64 values.
 
 The meaning is Python's, in float64:
 
