@@ -200,7 +200,8 @@ class RunView:
 def _check_recursive_cost(spec: RunSpec, revisions: tuple[RevisionRecord, ...], revision: Revision) -> None:
     """A run's recursive expressions (its spec's and its revisions') each compute their own steps, so together
     they get the budget of one: else a request spanning them all could take their number times as long."""
-    schedules = [spec.schedule, *(ScheduleAdapter.validate_python(r.schedule) for r in revisions), revision.schedule]
+    schedules = [spec.schedule, *(ScheduleAdapter.validate_python(r.schedule, context={STORED: True})
+                                  for r in revisions), revision.schedule]
     try:
         check_recursive_cost(schedules, "schedule: the run's")
     except ValueError as error:
@@ -214,7 +215,7 @@ def _bumped(record: RunRecord) -> RunRecord:
 def schedule_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn:
     if not revisions:
         return spec.schedule.build()
-    later = [ScheduleAdapter.validate_python(r.schedule).build() for r in revisions]
+    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).build() for r in revisions]
     return join([spec.schedule.build(), *later], [r.from_step for r in revisions])
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from lrserve.plateau import KerasPlateau, PlateauSpec, TorchPlateau
 from lrserve.schedules import Schedule, ScheduleModel
+from lrserve.schedules.base import STORED, stored
 
 MAX_STEP = 2**40
 RUN_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
@@ -18,8 +19,6 @@ _RUN_ID = re.compile(RUN_ID_PATTERN)
 _CHECKED_STEPS = np.arange(10_000, dtype=np.float64)
 
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
-STORED = "stored"
-"""Validation context flag for a spec read back from storage: it was checked when it was accepted."""
 
 
 class _Body(BaseModel):
@@ -51,7 +50,7 @@ class RunSpec(_Body):
 
     @model_validator(mode="after")
     def _schedule_is_finite(self, info: ValidationInfo) -> RunSpec:
-        if not (info.context or {}).get(STORED):
+        if not stored(info.context):
             check_finite(self.schedule)
         return self
 

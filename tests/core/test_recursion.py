@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from lrserve.history import view_of
 from lrserve.schedules import NotCached, Sequence, cached_only, recursion
 from lrserve.schedules.expression import MAX_RECURSIVE_STEP, Expression
 from lrserve.schedules.recursion import CHUNK
+from lrserve.spec import RunSpec
+from lrserve.store import RevisionRecord, RunRecord, StoredRun
 
 LAST = MAX_RECURSIVE_STEP
 CPU_SECONDS = 2.0
@@ -173,3 +176,20 @@ def test_a_sequence_whose_recursive_expressions_together_cost_too_much_is_refuse
         Sequence.model_validate(sequence(*[leaf] * 11))
     with pytest.raises(ValidationError, match="recursive expressions together are too costly"):
         Sequence.model_validate(sequence(sequence(*[leaf] * 6), sequence(*[leaf] * 6)))
+
+
+def test_a_stored_run_accepted_before_the_cost_limits_still_loads_and_serves() -> None:
+    """Limits added since a spec was accepted must not make its run unreadable."""
+    costly = {"type": "expression", "expression": " + ".join(["lr * lr"] * 20), "recursive": True,
+              "initial_learning_rate": 0.01}
+    leaf = {"type": "expression", "expression": "lr", "recursive": True, "initial_learning_rate": 0.1}
+    for schedule in (costly, sequence(*[leaf] * 11)):
+        with pytest.raises(ValidationError, match="too costly"):
+            RunSpec.model_validate({"schedule": schedule})
+        record = RunRecord(run_id="old", spec={"schedule": schedule, "plateau": None, "step_unit": "epoch"},
+                           created_at="2026-01-01T00:00:00Z")
+        revision = RevisionRecord(from_step=5, schedule=costly, reason="", created_at="2026-01-01T00:00:00Z")
+
+        view = view_of(StoredRun(record, revisions=[revision]))
+
+        assert np.isfinite(view.lrs(np.arange(10.0))).all()

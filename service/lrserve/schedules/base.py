@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +14,9 @@ ScheduleFn = Callable[[np.ndarray], np.ndarray]
 MAX_STEP_COUNT = 2**53
 """The largest integer parameter (a count of steps, a boundary): schedules compute in float64, which holds every
 integer up to 2**53 exactly, and no larger integer is a meaningful step (steps stop at 2**40)."""
+STORED = "stored"
+"""Validation context flag for a spec read back from storage: it was checked when it was accepted, so limits
+added since (such as the cost of recursive expressions) must not make it unreadable."""
 StepCount = Annotated[int, Field(ge=0, le=MAX_STEP_COUNT)]
 PositiveStepCount = Annotated[int, Field(ge=1, le=MAX_STEP_COUNT)]
 
@@ -44,3 +47,8 @@ def check_increasing(name: str, values: list[int]) -> list[int]:
         if later <= earlier:
             raise ValueError(f"{name} must be strictly increasing; received {values}")
     return values
+
+
+def stored(context: Any) -> bool:
+    """Whether a validation context (`ValidationInfo.context`) is that of a spec read back from storage."""
+    return bool((context or {}).get(STORED))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, ValidationInfo, model_validator
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing, stored
 from lrserve.schedules.expression import Expression, check_recursive_cost
 from lrserve.schedules.hf_style import InverseSqrt, WarmupStableDecay
 from lrserve.schedules.join import join
@@ -33,7 +33,7 @@ class Sequence(ScheduleModel):
     boundaries: list[StepCount]
 
     @model_validator(mode="after")
-    def _shape(self) -> Sequence:
+    def _shape(self, info: ValidationInfo) -> Sequence:
         check_increasing("boundaries", self.boundaries)
         if len(self.boundaries) != len(self.schedules) - 1:
             raise ValueError(
@@ -42,7 +42,8 @@ class Sequence(ScheduleModel):
             )
         if self.depth() > MAX_SEQUENCE_DEPTH:
             raise ValueError(f"sequences may nest at most {MAX_SEQUENCE_DEPTH} levels deep")
-        check_recursive_cost(self.schedules, "schedules: the sequence's")
+        if not stored(info.context):
+            check_recursive_cost(self.schedules, "schedules: the sequence's")
         return self
 
     def depth(self) -> int:

@@ -14,9 +14,9 @@ import functools
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, stored
 from lrserve.schedules.compiler import (
     ALLOWED,
     BINARY,
@@ -123,7 +123,7 @@ class Expression(ScheduleModel):
     _cost: float = PrivateAttr(default=0.0)
 
     @model_validator(mode="after")
-    def _check(self) -> Expression:
+    def _check(self, info: ValidationInfo) -> Expression:
         if self.recursive and self.initial_learning_rate is None:
             raise ValueError("initial_learning_rate is required when recursive is true (it is lr before step 0)")
         if not self.recursive and self.initial_learning_rate is not None:
@@ -135,7 +135,7 @@ class Expression(ScheduleModel):
             raise ValueError(f"expression {error}") from None
         if self.recursive:
             self._cost = recursive_cost(tree)
-            if self._cost > MAX_RECURSIVE_COST:
+            if self._cost > MAX_RECURSIVE_COST and not stored(info.context):
                 raise ValueError(
                     f"expression is too costly to compute recursively up to step {MAX_RECURSIVE_STEP:,}: "
                     f"{per_step(self._cost):.1f} units a step, at most {per_step(MAX_RECURSIVE_COST):.0f} (each "
