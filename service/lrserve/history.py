@@ -23,7 +23,8 @@ from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
 from lrserve.memo import BLOCK, MEMO
 from lrserve.plateau import KerasPlateau, TorchPlateau, TrackerState, advance
 from lrserve.schedules import ScheduleAdapter, ScheduleFn
-from lrserve.schedules.expression import ExpressionError
+from lrserve.schedules.base import STORED
+from lrserve.schedules.expression import ExpressionError, check_recursive_cost
 from lrserve.schedules.join import join
 from lrserve.spec import MAX_STEP, Report, Revision, RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp, StoredRun
@@ -194,6 +195,8 @@ class RunView:
                 f"from_step: must not be below {self.revisions[-1].from_step}, the from_step of the "
                 f"previous revision; received {revision.from_step}"
             )
+        if revision.schedule.recursive_cost():
+            _check_recursive_cost(self.spec, self.revisions, revision)
         record = RevisionRecord(
             from_step=revision.from_step, schedule=revision.schedule.model_dump(mode="json"),
             reason=revision.reason, created_at=created_at,
@@ -207,6 +210,17 @@ class RunView:
         return float(self.lrs(np.array([step], dtype=np.float64))[0])
 
 
+def _check_recursive_cost(spec: RunSpec, revisions: tuple[RevisionRecord, ...], revision: Revision) -> None:
+    """A run's recursive expressions (its spec's and its revisions') each compute their own steps, so together
+    they get the budget of one: else a request spanning them all could take their number times as long."""
+    schedules = [spec.schedule, *(ScheduleAdapter.validate_python(r.schedule, context={STORED: True})
+                                  for r in revisions), revision.schedule]
+    try:
+        check_recursive_cost(schedules, "schedule: the run's")
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
+
+
 def _bumped(record: RunRecord) -> RunRecord:
     return replace(record, version=record.version + 1)
 
@@ -214,7 +228,7 @@ def _bumped(record: RunRecord) -> RunRecord:
 def schedule_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn:
     if not revisions:
         return spec.schedule.build()
-    later = [ScheduleAdapter.validate_python(r.schedule).build() for r in revisions]
+    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).build() for r in revisions]
     return join([spec.schedule.build(), *later], [r.from_step for r in revisions])
 
 
@@ -237,5 +251,5 @@ def view_of(stored: StoredRun, spec: RunSpec | None = None) -> RunView:
     """Compile a stored run into a view; `spec`, when it is the stored spec already validated, saves
     validating it again (for an expression-heavy spec, most of the cost)."""
     if spec is None or spec.canonical() != stored.run.spec:
-        spec = RunSpec.model_validate(stored.run.spec)
+        spec = RunSpec.model_validate(stored.run.spec, context={STORED: True})
     return _compiled(stored.run, spec, tuple(stored.revisions), tuple(stored.reports))

@@ -74,6 +74,8 @@ def describe(error: dict, body: type[BaseModel] | None = None) -> str:
         return f"{where}: unknown field{_did_you_mean(name, known)}{listing}"
     if kind == "missing":
         return f"{where}: is required"
+    if kind == "float_type" and isinstance(error.get("input"), int) and not isinstance(error.get("input"), bool):
+        return f"{where}: must be a finite number; this integer is beyond float64's range (about 1.8e308)"
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     text = f"{where}: {message}" if where else message
     if "input" in error and kind != "value_error":

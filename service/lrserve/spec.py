@@ -14,6 +14,7 @@ from lrserve.heavy import HEAVY_WORK
 from lrserve.plateau import KerasPlateau, PlateauSpec, TorchPlateau
 from lrserve.schedules import Schedule, ScheduleModel
 
+
 MAX_STEP = 2**40
 RUN_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 _RUN_ID = re.compile(RUN_ID_PATTERN)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +26,7 @@ __all__ = [
     "create_run",
     "far_from",
     "free_port",
+    "in_memory_server",
     "is_iso8601",
     "lr_at",
     "lr_range",
@@ -88,3 +93,17 @@ def is_iso8601(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+@contextmanager
+def in_memory_server(fallback: Path, name: str) -> Iterator[Server]:
+    """A service of its own whose SQLite file is in memory (/dev/shm, else under `fallback`), for tests that
+    create many runs: there a durable write costs no disk flush. The file is removed afterwards."""
+    shm = Path("/dev/shm")
+    database = (shm if shm.is_dir() else fallback) / f"lrserve-{name}-{os.getpid()}.db"
+    try:
+        with running_server(f"sqlite:///{database}") as server:
+            yield server
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)

@@ -81,3 +81,8 @@ def test_a_tower_of_powers_is_evaluated_in_float_at_once() -> None:
     result = values("9**9**9**9", [0])
     assert time.perf_counter() - started < 0.5
     assert math.isinf(result[0])
+
+
+def test_two_specs_of_the_same_expression_are_equal() -> None:
+    assert Expression(type="expression", expression="lr * 0.5", recursive=True, initial_learning_rate=0.1) == \
+        Expression(type="expression", expression="lr * 0.5", recursive=True, initial_learning_rate=0.1)

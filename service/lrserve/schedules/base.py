@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 ScheduleFn = Callable[[np.ndarray], np.ndarray]
 """Maps an array of steps (float64, whole numbers >= 0) to the learning rates of those steps (float64)."""
+
+MAX_STEP_COUNT = 2**53
+"""The largest integer parameter (a count of steps, a boundary): schedules compute in float64, which holds every
+integer up to 2**53 exactly, and no larger integer is a meaningful step (steps stop at 2**40)."""
+STORED = "stored"
+"""Validation context flag for a spec read back from storage: it was checked when it was accepted, so limits
+added since (such as the cost of recursive expressions) must not make it unreadable."""
+StepCount = Annotated[int, Field(ge=0, le=MAX_STEP_COUNT)]
+PositiveStepCount = Annotated[int, Field(ge=1, le=MAX_STEP_COUNT)]
 
 
 class ScheduleModel(BaseModel):
@@ -25,6 +35,11 @@ class ScheduleModel(BaseModel):
         """True when lr(n) depends on lr(n-1), so steps must be computed in order."""
         return False
 
+    def recursive_cost(self) -> float:
+        """The work of computing this schedule's recursive expressions up to their last servable step, in
+        `lrserve.schedules.compiler` cost units; 0 without one. Every other schedule costs the same at any step."""
+        return 0.0
+
 
 def check_increasing(name: str, values: list[int]) -> list[int]:
     """Raise a clear ValueError unless `values` is strictly increasing."""
@@ -32,3 +47,8 @@ def check_increasing(name: str, values: list[int]) -> list[int]:
         if later <= earlier:
             raise ValueError(f"{name} must be strictly increasing; received {values}")
     return values
+
+
+def stored(context: Any) -> bool:
+    """Whether a validation context (`ValidationInfo.context`) is that of a spec read back from storage."""
+    return bool((context or {}).get(STORED))

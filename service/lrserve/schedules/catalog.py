@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, ValidationInfo, model_validator
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel, check_increasing
-from lrserve.schedules.expression import Expression
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing, stored
+from lrserve.schedules.expression import Expression, check_recursive_cost
 from lrserve.schedules.hf_style import InverseSqrt, WarmupStableDecay
 from lrserve.schedules.join import join
 from lrserve.schedules.keras_style import (
@@ -30,10 +30,10 @@ class Sequence(ScheduleModel):
 
     type: Literal["sequence"]
     schedules: Annotated[list[Schedule], Field(min_length=1, max_length=MAX_SEQUENCE_LENGTH)]
-    boundaries: list[Annotated[int, Field(ge=0)]]
+    boundaries: list[StepCount]
 
     @model_validator(mode="after")
-    def _shape(self) -> Sequence:
+    def _shape(self, info: ValidationInfo) -> Sequence:
         check_increasing("boundaries", self.boundaries)
         if len(self.boundaries) != len(self.schedules) - 1:
             raise ValueError(
@@ -42,6 +42,8 @@ class Sequence(ScheduleModel):
             )
         if self.depth() > MAX_SEQUENCE_DEPTH:
             raise ValueError(f"sequences may nest at most {MAX_SEQUENCE_DEPTH} levels deep")
+        if not stored(info.context):
+            check_recursive_cost(self.schedules, "schedules: the sequence's")
         return self
 
     def depth(self) -> int:
@@ -49,6 +51,9 @@ class Sequence(ScheduleModel):
 
     def is_recursive(self) -> bool:
         return any(s.is_recursive() for s in self.schedules)
+
+    def recursive_cost(self) -> float:
+        return sum(s.recursive_cost() for s in self.schedules)
 
     def build(self) -> ScheduleFn:
         return join([s.build() for s in self.schedules], self.boundaries)

@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel
+from lrserve.schedules.base import PositiveStepCount, ScheduleFn, ScheduleModel, StepCount
 
 Rate = Annotated[float, Field(ge=0)]
-Steps = Annotated[int, Field(ge=0)]
+Steps = StepCount
 Shape = Literal["linear", "cosine", "1-sqrt"]
 
 
@@ -21,7 +21,7 @@ class InverseSqrt(ScheduleModel):
     type: Literal["inverse_sqrt"]
     initial_learning_rate: Rate
     warmup_steps: Steps = 0
-    timescale: Annotated[int, Field(ge=1)] | None = None
+    timescale: PositiveStepCount | None = None
 
     def build(self) -> ScheduleFn:
         warmup = self.warmup_steps

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel, check_increasing
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing
 
 Rate = Annotated[float, Field(ge=0)]
 PositiveSteps = Annotated[float, Field(gt=0)]
@@ -86,7 +86,7 @@ class PiecewiseConstant(ScheduleModel):
     """Keras `PiecewiseConstantDecay`: `values[i]` for `boundaries[i-1] < step <= boundaries[i]`."""
 
     type: Literal["piecewise_constant"]
-    boundaries: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    boundaries: Annotated[list[StepCount], Field(min_length=1)]
     values: list[Rate]
 
     @field_validator("boundaries")
@@ -117,7 +117,7 @@ class CosineDecay(ScheduleModel):
     decay_steps: PositiveSteps
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
     warmup_target: Rate | None = None
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    warmup_steps: StepCount = 0
 
     def _decay(self, t: np.ndarray, start: float) -> np.ndarray:
         cosine = 0.5 * (1.0 + np.cos(math.pi * t / self.decay_steps))

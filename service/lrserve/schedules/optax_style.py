@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount
 
 Rate = Annotated[float, Field(ge=0)]
 
@@ -28,8 +28,8 @@ class Linear(ScheduleModel):
     type: Literal["linear"]
     initial_learning_rate: Rate
     end_learning_rate: Rate
-    transition_steps: Annotated[int, Field(ge=0)]
-    transition_begin: Annotated[int, Field(ge=0)] = 0
+    transition_steps: StepCount
+    transition_begin: StepCount = 0
 
     def build(self) -> ScheduleFn:
         if self.transition_steps == 0:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel, check_increasing
+from lrserve.schedules.base import PositiveStepCount, ScheduleFn, ScheduleModel, StepCount, check_increasing
 
 Rate = Annotated[float, Field(ge=0)]
 
@@ -18,7 +18,7 @@ class StepDecay(ScheduleModel):
 
     type: Literal["step_decay"]
     initial_learning_rate: Rate
-    step_size: Annotated[int, Field(ge=1)]
+    step_size: PositiveStepCount
     gamma: Rate = 0.1
 
     def build(self) -> ScheduleFn:
@@ -30,7 +30,7 @@ class MultiStepDecay(ScheduleModel):
 
     type: Literal["multistep_decay"]
     initial_learning_rate: Rate
-    milestones: list[Annotated[int, Field(ge=0)]]
+    milestones: list[StepCount]
     gamma: Rate = 0.1
 
     @field_validator("milestones")
@@ -53,7 +53,7 @@ class OneCycle(ScheduleModel):
 
     type: Literal["one_cycle"]
     max_lr: Annotated[float, Field(gt=0)]
-    total_steps: Annotated[int, Field(ge=1)]
+    total_steps: PositiveStepCount
     pct_start: Annotated[float, Field(ge=0, le=1)] = 0.3
     anneal_strategy: Literal["cos", "linear"] = "cos"
     div_factor: Annotated[float, Field(gt=0)] = 25.0

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from lrserve.api.deps import VERSION_HEADER, RunId
+from lrserve.api.offload import off_the_loop_if_costly
+from lrserve.api.ranges import LARGE, stream_range
 from lrserve.api.schemas import ErrorOut, LrOut, LrRangeOut
 from lrserve.history import RunView
-from lrserve.api.ranges import LARGE, stream_range
 from lrserve.runs import Runs, range_count
 from lrserve.spec import MAX_STEP
 
@@ -48,7 +49,8 @@ def _json(body: object, view: RunView) -> Response:
 async def get_lr(run_id: RunId, step: StepQuery, request: Request) -> Response:
     """The learning rate to train step `step` with."""
     view = await _view(request, run_id, step)
-    return _json({"run_id": run_id, "step": step, "lr": view.lr(step)}, view)
+    lr = await off_the_loop_if_costly(view.lr, step)  # a recursive expression may have to compute up to step
+    return _json({"run_id": run_id, "step": step, "lr": lr}, view)
 
 
 @router.get("/runs/{run_id}/lr/range", response_model=LrRangeOut)
@@ -57,7 +59,7 @@ async def get_lr_range(
     request: Request,
     stop: Annotated[int, Query(ge=0, le=MAX_STEP + 1, description="first step not included")],
     start: StepQuery = 0,
-    every: Annotated[int, Query(ge=1)] = 1,
+    every: Annotated[int, Query(ge=1, le=MAX_STEP + 1)] = 1,  # bounded: it is echoed, and orjson stops at 2**64
 ) -> Response:
     """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call)."""
     count = range_count(start, stop, every)
@@ -65,6 +67,6 @@ async def get_lr_range(
     head = {"run_id": run_id, "start": start, "stop": stop, "every": every}
     if count < LARGE:
         steps = np.arange(start, stop, every, dtype=np.float64)
-        return _json({**head, "lr": view.lrs(steps)}, view)
+        return _json({**head, "lr": await off_the_loop_if_costly(view.lrs, steps)}, view)
     return await stream_range(request.app.state.range_slots, view, head, start, count, every,
                               {VERSION_HEADER: str(view.record.version)})

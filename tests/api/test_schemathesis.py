@@ -1,0 +1,111 @@
+"""Schemathesis against a real `lrserve serve`: requests generated from openapi.json, valid ones and invalid
+ones, for every operation, on runs that exist (a plateau run with reports, a recursive expression, a
+sequence) and on ids nobody created; none of them may get a 5xx (schemathesis' `not_a_server_error`).
+
+Two of schemathesis' phases: its coverage cases (deterministic: each parameter's boundaries, missing and
+wrongly typed values) and fuzzing (derandomized, a fixed number of examples per operation and mode), so
+the file takes well under two minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.errors import FailureGroup
+
+from ._helpers import Server, in_memory_server
+
+SCHEMA = schemathesis.openapi.from_path(Path(__file__).parents[2] / "openapi.json")
+OPERATIONS = {f"{op.method.upper()} {op.path}": op for op in (r.ok() for r in SCHEMA.get_all_operations())}
+EXAMPLES = {GenerationMode.POSITIVE: 100, GenerationMode.NEGATIVE: 50}
+WITHOUT_INPUT = {"GET /healthz", "GET /readyz"}
+"""Operations that take no parameter and no body: no request to them can be invalid."""
+RUNS = [pytest.param(name, mode, id=f"{name}-{mode.value}") for name in sorted(OPERATIONS)
+        for mode in EXAMPLES if not (mode is GenerationMode.NEGATIVE and name in WITHOUT_INPUT)]
+EXISTING: dict[str, dict[str, Any]] = {
+    "plateau": {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 10,
+                             "decay_rate": 0.5},
+                "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1}},
+    "recursive": {"schedule": {"type": "expression", "expression": "lr * 0.999 if epoch % 2 else lr",
+                               "recursive": True, "initial_learning_rate": 0.1}},
+    "sequence": {"schedule": {"type": "sequence", "boundaries": [5], "schedules": [
+        {"type": "linear", "initial_learning_rate": 0.0, "end_learning_rate": 0.1, "transition_steps": 5},
+        {"type": "cosine_decay", "initial_learning_rate": 0.1, "decay_steps": 100}]}},
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with in_memory_server(tmp_path_factory.mktemp("schemathesis"), "schemathesis") as server:
+        yield server
+
+
+@pytest.fixture
+def service(server: Server) -> Server:
+    """The service with the existing runs in place (again: a generated DELETE or rewind may have hit them)."""
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        for run_id, spec in EXISTING.items():
+            assert client.put(f"/runs/{run_id}", json=spec).status_code in (200, 201)
+        for step, loss in enumerate([1.0, 0.9, 0.95, 0.97]):
+            client.post("/runs/plateau/metrics", json={"step": step, "metrics": {"val_loss": loss}})
+    return server
+
+
+def cases(operation: Any, mode: GenerationMode) -> st.SearchStrategy[Any]:
+    """Generated requests; those with a run id address one of the existing runs half of the time."""
+    generated = operation.as_strategy(mode)
+    if "{run_id}" not in operation.path:
+        return generated
+    existing = [operation.as_strategy(mode, path_parameters={"run_id": run_id}) for run_id in EXISTING]
+    return st.one_of(generated, *existing)
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_no_coverage_case_gets_a_server_error(service: Server, name: str) -> None:
+    operation = OPERATIONS[name]
+    session = requests.Session()
+    cases = SCHEMA.iter_coverage_cases(
+        operation, generation_modes=list(GenerationMode),
+        generation_config=SCHEMA.config.generation_for(operation=operation),
+    )
+    failures, count = [], 0
+    for count, case in enumerate(cases, 1):
+        if "run_id" in (case.path_parameters or {}) and count % 2:
+            case.path_parameters["run_id"] = list(EXISTING)[count % len(EXISTING)]
+        response = case.call(base_url=service.url, session=session, timeout=30)
+        try:
+            case.validate_response(response, checks=[not_a_server_error])
+        except FailureGroup as error:
+            failures.append(f"{error}\n{case.as_curl_command()}")
+
+    assert count > 0
+    assert failures == [], "\n\n".join(failures[:5])
+
+
+def test_every_operation_of_the_api_is_tested() -> None:
+    assert len(OPERATIONS) == 12
+
+
+@pytest.mark.parametrize(("name", "mode"), RUNS)
+def test_no_generated_request_gets_a_server_error(service: Server, name: str, mode: GenerationMode) -> None:
+    operation = OPERATIONS[name]
+    session = requests.Session()
+
+    @settings(max_examples=EXAMPLES[mode], deadline=None, derandomize=True, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(case=cases(operation, mode))
+    def check(case: Any) -> None:
+        response = case.call(base_url=service.url, session=session, timeout=30)
+        case.validate_response(response, checks=[not_a_server_error])
+
+    check()
