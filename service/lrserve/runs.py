@@ -94,18 +94,30 @@ class Runs:
     def view(self, run_id: str, spec: RunSpec | None = None) -> RunView:
         """The run's current view: the cached one if its stamp is still the stored one, else loaded
         (`spec`: the run's spec if the caller has it validated already)."""
-        generation = self.events.generation
         view = self._cache.get(run_id)
-        if view is not None and self.store.stamp(run_id) == view.stamp:
-            self._checked_at[run_id] = time.monotonic()
-            return view
-        stored = self.store.load(run_id)
-        if stored is None:
+        stamp = self.store.stamp(run_id)
+        if stamp is None:
             self._forget(run_id)
             raise RunNotFound(run_id)
-        with HEAVY_WORK:  # compiling a schedule can take milliseconds (expressions)
-            compiled = view_of(stored, spec)
-        return self._remember(compiled, generation)
+        if view is not None and view.stamp == stamp:
+            self._checked_at[run_id] = time.monotonic()
+            return view
+        # Stale or missing: one reader loads while the others wait for it, rather than all reloading the
+        # run's whole history at once. A write of this process holds the same lock until its new view is
+        # cached, so a reader that waited finds it: any view of this creation at least as new as the stamp
+        # read above includes every write acknowledged before this request.
+        with self._lock(run_id):
+            generation = self.events.generation
+            view = self._cache.get(run_id)
+            if view is not None and view.record.seq == stamp[0] and view.record.version >= stamp[1]:
+                return view
+            stored = self.store.load(run_id)
+            if stored is None:
+                self._forget(run_id)
+                raise RunNotFound(run_id)
+            with HEAVY_WORK:  # compiling a schedule can take milliseconds (expressions)
+                compiled = view_of(stored, spec)
+            return self._remember(compiled, generation)
 
     def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
         return self.store.list_runs(after_seq, limit, prefix)
