@@ -42,6 +42,7 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     body_bytes: int = 0
     elapsed: float = 0.0  # wall time from the first connection attempt to the last response
+    unsent: int = 0  # open loop: requests that fell due but were still waiting when the schedule ended
 
     @property
     def count(self) -> int:
@@ -215,9 +216,10 @@ async def run_paced(
     """Open loop: request k falls due at start + k / rate, for `duration` seconds.
 
     A due request goes to whichever of the `connections` keep-alive connections is free, or waits in
-    a queue until one is; its latency runs from its due time, so waiting counts. Requests still
-    queued when the schedule ends are sent too, for at most `hard_timeout` more seconds. Pass a
-    `result` to read the figures while the load runs (latencies are appended as responses arrive).
+    a queue until one is; its latency runs from its due time, so waiting counts. When the schedule
+    ends, requests still waiting are not sent but counted (`unsent`: how far behind the server
+    fell), and those in flight get `hard_timeout` seconds to finish. Pass a `result` to read the
+    figures while the load runs (latencies are appended as responses arrive).
     """
     if rate <= 0 or duration <= 0:
         raise ValueError(f"rate and duration must be positive; received rate={rate}, duration={duration}")
@@ -237,6 +239,10 @@ async def run_paced(
                     break  # a connection failed; gather below raises its error
             due.put_nowait((k, due_at))
             k += 1
+        await asyncio.sleep(0)  # idle connections take what just fell due
+        result.unsent += due.qsize()
+        while not due.empty():
+            due.get_nowait()
         for _ in workers:
             due.put_nowait((-1, _DONE))
         await asyncio.wait_for(asyncio.gather(*workers), timeout=hard_timeout)

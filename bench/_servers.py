@@ -43,6 +43,26 @@ def request_json(port: int, method: str, path: str, body: object = None) -> tupl
         connection.close()
 
 
+def metric_samples(port: int, name: str) -> dict[str, float]:
+    """The samples of one metric in the server's Prometheus `/metrics`, keyed by their labels' text
+    (e.g. `{'{result="hit"}': 1234.0}`; `''` for a sample without labels)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        text = response.read().decode()
+        if response.status != 200:
+            raise RuntimeError(f"GET /metrics answered {response.status}: {text[:200]}")
+    finally:
+        connection.close()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in {"{", " "}:
+            series, _, value = line.rpartition(" ")
+            samples[series[len(name):]] = float(value)
+    return samples
+
+
 @dataclass(frozen=True)
 class Server:
     """A server process the benchmark started: where it listens, and its pid (for /proc readings)."""
