@@ -1,12 +1,16 @@
 """A small HTTP/1.1 keep-alive load generator on raw asyncio streams, with no dependencies.
 
-`C` connections each send one request at a time and wait for its response (closed loop), until a
-fixed number of requests has been sent or a duration has passed. Every request's latency (write
-of the request to last byte of the response) is recorded.
+Closed loop (`load`, `run_load`): `C` connections each send one request at a time and wait for its
+response, until a fixed number of requests has been sent or a duration has passed. Every request's
+latency (write of the request to last byte of the response) is recorded. This finds the peak rate.
 
     result = load("127.0.0.1", port, lambda conn, k: Request("GET", f"/x?i={k}"),
                   connections=16, requests=20_000)
     print(result.summary())
+
+Open loop (`run_paced`): requests fall due on a fixed schedule (`rate` per second) whatever the
+server's pace, and each latency runs from its request's due time. A closed loop slows down with a
+slow server and so never sees the queue it would have built (coordinated omission); this does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["LoadResult", "Request", "RequestFactory", "load", "run_load"]
+__all__ = ["LoadResult", "Request", "RequestFactory", "load", "run_load", "run_paced"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     body_bytes: int = 0
     elapsed: float = 0.0  # wall time from the first connection attempt to the last response
+    unsent: int = 0  # open loop: requests that fell due but were still waiting when the schedule ended
 
     @property
     def count(self) -> int:
@@ -114,6 +119,28 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
     return status, body, headers.get("connection", "").lower() != "close"
 
 
+async def _round_trip(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes, result: LoadResult, since: float
+) -> None:
+    """Send one request and read its whole response; record its latency as the time since `since`."""
+    writer.write(payload)
+    await writer.drain()
+    status, body, keep_alive = await _read_response(reader)
+    result.latencies.append(time.perf_counter() - since)
+    result.statuses[status] += 1
+    result.body_bytes += len(body)
+    if not keep_alive:
+        raise RuntimeError(f"the server closed the keep-alive connection after status {status}")
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except ConnectionError:
+        pass
+
+
 async def _connection(
     host: str, port: int, index: int, make_request: RequestFactory, budget: _Budget, result: LoadResult
 ) -> None:
@@ -123,22 +150,15 @@ async def _connection(
         k = 0
         while budget.take():
             payload = _encode(make_request(index, k), host_header)
-            started = time.perf_counter()
-            writer.write(payload)
-            await writer.drain()
-            status, body, keep_alive = await _read_response(reader)
-            result.latencies.append(time.perf_counter() - started)
-            result.statuses[status] += 1
-            result.body_bytes += len(body)
+            await _round_trip(reader, writer, payload, result, time.perf_counter())
             k += 1
-            if not keep_alive:
-                raise RuntimeError(f"the server closed the keep-alive connection after status {status}")
     finally:
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except ConnectionError:
-            pass
+        await _close(writer)
+
+
+def _check_loopback(host: str) -> None:
+    if host not in {"127.0.0.1", "localhost", "::1"}:
+        raise ValueError(f"benchmarks only talk to the loopback interface, not {host!r}")
 
 
 async def run_load(
@@ -154,12 +174,81 @@ async def run_load(
     """Drive `connections` keep-alive connections until `requests` are done or `duration` passed."""
     if requests is None and duration is None:
         raise ValueError("give a request count or a duration, so that the load stops by itself")
-    if host not in {"127.0.0.1", "localhost", "::1"}:
-        raise ValueError(f"benchmarks only talk to the loopback interface, not {host!r}")
+    _check_loopback(host)
     budget, result = _Budget(requests, duration), LoadResult()
     started = time.perf_counter()
     workers = [_connection(host, port, i, make_request, budget, result) for i in range(connections)]
     await asyncio.wait_for(asyncio.gather(*workers), timeout=hard_timeout)
+    result.elapsed = time.perf_counter() - started
+    return result
+
+
+_DONE = -1.0  # the due time that tells a paced connection to stop
+
+
+async def _paced_connection(
+    host: str, port: int, index: int, make_request: RequestFactory,
+    due: asyncio.Queue[tuple[int, float]], result: LoadResult,
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    host_header = f"{host}:{port}"
+    try:
+        while True:
+            k, due_at = await due.get()
+            if due_at == _DONE:
+                return
+            await _round_trip(reader, writer, _encode(make_request(index, k), host_header), result, due_at)
+    finally:
+        await _close(writer)
+
+
+async def run_paced(
+    host: str,
+    port: int,
+    make_request: RequestFactory,
+    *,
+    rate: float,
+    duration: float,
+    connections: int,
+    result: LoadResult | None = None,
+    hard_timeout: float = 60.0,
+) -> LoadResult:
+    """Open loop: request k falls due at start + k / rate, for `duration` seconds.
+
+    A due request goes to whichever of the `connections` keep-alive connections is free, or waits in
+    a queue until one is; its latency runs from its due time, so waiting counts. When the schedule
+    ends, requests still waiting are not sent but counted (`unsent`: how far behind the server
+    fell), and those in flight get `hard_timeout` seconds to finish. Pass a `result` to read the
+    figures while the load runs (latencies are appended as responses arrive).
+    """
+    if rate <= 0 or duration <= 0:
+        raise ValueError(f"rate and duration must be positive; received rate={rate}, duration={duration}")
+    _check_loopback(host)
+    result = LoadResult() if result is None else result
+    due: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
+    workers = [asyncio.ensure_future(_paced_connection(host, port, i, make_request, due, result))
+               for i in range(connections)]
+    started = time.perf_counter()
+    try:
+        k = 0
+        while (due_at := started + k / rate) < started + duration:
+            wait = due_at - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)  # a late wake-up catches up at once: the schedule holds
+                if any(w.done() for w in workers):
+                    break  # a connection failed; gather below raises its error
+            due.put_nowait((k, due_at))
+            k += 1
+        await asyncio.sleep(0)  # idle connections take what just fell due
+        result.unsent += due.qsize()
+        while not due.empty():
+            due.get_nowait()
+        for _ in workers:
+            due.put_nowait((-1, _DONE))
+        await asyncio.wait_for(asyncio.gather(*workers), timeout=hard_timeout)
+    finally:
+        for w in workers:
+            w.cancel()
     result.elapsed = time.perf_counter() - started
     return result
 

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -42,11 +43,55 @@ def request_json(port: int, method: str, path: str, body: object = None) -> tupl
         connection.close()
 
 
+def metric_samples(port: int, name: str) -> dict[str, float]:
+    """The samples of one metric in the server's Prometheus `/metrics`, keyed by their labels' text
+    (e.g. `{'{result="hit"}': 1234.0}`; `''` for a sample without labels)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        text = response.read().decode()
+        if response.status != 200:
+            raise RuntimeError(f"GET /metrics answered {response.status}: {text[:200]}")
+    finally:
+        connection.close()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in {"{", " "}:
+            series, _, value = line.rpartition(" ")
+            samples[series[len(name):]] = float(value)
+    return samples
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server process the benchmark started: where it listens, and its pid (for /proc readings)."""
+
+    port: int
+    pid: int
+
+    def rss_bytes(self) -> int:
+        """Resident set size now (VmRSS of /proc/PID/status)."""
+        return self._status_bytes("VmRSS")
+
+    def peak_bytes(self) -> int:
+        """The highest resident set size since the process started (VmHWM of /proc/PID/status)."""
+        return self._status_bytes("VmHWM")
+
+    def _status_bytes(self, field: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no {field} in /proc/{self.pid}/status")
+
+
 @contextmanager
-def _serving(command: list[str], port: int, name: str) -> Iterator[int]:
+def _serving(command: list[str], port: int, name: str, pythonpath: str | None = None) -> Iterator[Server]:
     with tempfile.TemporaryFile() as log:
         # No LRSERVE_* from the caller's shell (e.g. LRSERVE_ACCESS_LOG): both servers run on defaults.
         env = {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}
+        if pythonpath is not None:
+            env["PYTHONPATH"] = pythonpath
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=BENCH, env=env)
         try:
             deadline = time.monotonic() + 60
@@ -59,7 +104,7 @@ def _serving(command: list[str], port: int, name: str) -> Iterator[int]:
                         break
                 except OSError:
                     time.sleep(0.05)
-            yield port
+            yield Server(port, process.pid)
         finally:
             process.terminate()
             try:
@@ -70,14 +115,25 @@ def _serving(command: list[str], port: int, name: str) -> Iterator[int]:
 
 
 @contextmanager
-def lrserve() -> Iterator[int]:
-    """The real service (`python -m lrserve serve`) on a free port with a temporary SQLite file."""
+def lrserve_server(pythonpath: str | None = None) -> Iterator[Server]:
+    """`python -m lrserve serve` on a free port with a temporary SQLite file.
+
+    `pythonpath` replaces the caller's PYTHONPATH in the server's environment, to serve another
+    checkout of the code (e.g. an older commit's `service:client`).
+    """
     with tempfile.TemporaryDirectory(prefix="lrserve-bench-") as directory:
         port = free_port()
         command = [sys.executable, "-m", "lrserve", "serve", "--host", HOST, "--port", str(port),
                    "--database", f"sqlite:///{Path(directory) / 'bench.db'}"]
-        with _serving(command, port, "lrserve") as ready:
-            yield ready
+        with _serving(command, port, "lrserve", pythonpath) as server:
+            yield server
+
+
+@contextmanager
+def lrserve() -> Iterator[int]:
+    """The real service (`python -m lrserve serve`) on a free port with a temporary SQLite file."""
+    with lrserve_server() as server:
+        yield server.port
 
 
 @contextmanager
@@ -85,5 +141,5 @@ def bare_app() -> Iterator[int]:
     """The bare FastAPI baseline (bench/_bare_app.py) on a free port."""
     port = free_port()
     command = [sys.executable, str(BENCH / "_bare_app.py"), "--host", HOST, "--port", str(port)]
-    with _serving(command, port, "the bare app") as ready:
-        yield ready
+    with _serving(command, port, "the bare app") as server:
+        yield server.port
