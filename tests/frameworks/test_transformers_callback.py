@@ -125,3 +125,53 @@ def test_a_run_with_reports_ahead_fails_before_training(server: Server, run_id: 
         Trainer(model=TinyRegression(), args=args, train_dataset=dataset(16, 0),
                 callbacks=[LearningRateCallback(run_id, server.url, spec=spec, metrics="all"), Count()]).train()
     assert recorder_calls == []
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashBefore(TrainerCallback):
+    """Kills the training (as a crash would) before the optimizer step `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.step:
+            raise Crash
+
+
+def test_resume_from_a_checkpoint_after_a_rewind_trains_with_the_uninterrupted_lrs(
+    server: Server, run_id: str, tmp_path: Any
+) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.05, "decay_steps": 2,
+                         "decay_rate": 0.8}, "step_unit": "batch",
+            "plateau": {"monitor": "eval_loss", "factor": 0.5, "patience": 1, "threshold": 0.999,
+                        "semantics": "torch"}}
+    uninterrupted = train(tmp_path / "a", LearningRateCallback(f"{run_id}-a", server.url, spec=spec)).used
+
+    def trainer(callbacks: list) -> Trainer:
+        args = TrainingArguments(
+            output_dir=str(tmp_path / "b"), use_cpu=True, report_to=[], max_steps=MAX_STEPS,
+            per_device_train_batch_size=4, gradient_accumulation_steps=2, eval_strategy="steps",
+            eval_steps=EVAL_STEPS, save_strategy="steps", save_steps=6, learning_rate=0.123, optim="sgd",
+            disable_tqdm=True)
+        return Trainer(model=TinyRegression(), args=args, train_dataset=dataset(96, 0),
+                       eval_dataset=dataset(16, 1), callbacks=callbacks)
+
+    with lrclient.Client(server.url) as client:
+        with pytest.raises(Crash):  # after the evaluation at step 9 (reported at step 8); checkpoint-6 is the last
+            trainer([LearningRateCallback(f"{run_id}-b", client=client, spec=spec), CrashBefore(9)]).train()
+        with pytest.raises(lrclient.ReportsAhead):  # the reports after the checkpoint are still there
+            trainer([LearningRateCallback(f"{run_id}-b", client=client)]).train(
+                resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-6"))
+        client.rewind(f"{run_id}-b", 5)
+        recorder = UsedLearningRates()
+        trainer([LearningRateCallback(f"{run_id}-b", client=client), recorder]).train(
+            resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-6"))
+        reduced = [r.reduced for r in client.reports(f"{run_id}-b")]
+
+    assert reduced == [False, False, True, False]  # patience 1: the reduction at step 8 needs the wait of step 5
+    assert recorder.used == uninterrupted[6:]
+    assert uninterrupted == [[lr, lr] for lr in service_lrs(server, f"{run_id}-a")]
