@@ -124,3 +124,26 @@ def test_a_script_run_again_fails_before_training(server: Server, run_id: str) -
     with pytest.raises(lrclient.ReportsAhead, match=f"start_step={EPOCHS}"):
         ServiceLR(run_id, server.url, spec=spec)
     ServiceLR(run_id, server.url, spec=spec, start_step=EPOCHS).close()
+
+
+def test_a_resumed_loop_after_a_rewind_trains_with_the_uninterrupted_lrs(server: Server, run_id: str) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 3,
+                         "decay_rate": 0.7}, "step_unit": "epoch",
+            "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1, "threshold": 0.999,
+                        "semantics": "torch"}}
+    with ServiceLR(f"{run_id}-a", server.url, spec=spec) as service:
+        uninterrupted = train(service, "epoch")
+    with ServiceLR(f"{run_id}-b", server.url, spec=spec) as service:
+        train(service, "epoch")  # the crashed job: its checkpoint was saved after epoch 2, it reported up to 5
+    with lrclient.Client(server.url) as client:
+        measured = [r.metrics for r in client.reports(f"{run_id}-a")]  # the crashed job measured the same
+        client.rewind(f"{run_id}-b", 2)
+        resumed = []
+        with ServiceLR(f"{run_id}-b", client=client, start_step=3) as service:
+            for epoch in range(3, EPOCHS):
+                resumed += [service.lr(epoch)] * BATCHES
+                service.report(epoch, measured[epoch])
+        reduced = [r.reduced for r in client.reports(f"{run_id}-b")]
+
+    assert resumed == uninterrupted[3 * BATCHES:]
+    assert reduced == [False, False, True, False, True, False]  # epoch 2's reduction survives the rewind

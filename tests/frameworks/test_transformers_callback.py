@@ -175,3 +175,18 @@ def test_resume_from_a_checkpoint_after_a_rewind_trains_with_the_uninterrupted_l
     assert reduced == [False, False, True, False]  # patience 1: the reduction at step 8 needs the wait of step 5
     assert recorder.used == uninterrupted[6:]
     assert uninterrupted == [[lr, lr] for lr in service_lrs(server, f"{run_id}-a")]
+
+
+def test_param_groups_of_an_optimizer_of_ones_own_keep_their_ratio(server: Server, run_id: str, tmp_path: Any) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.05, "decay_steps": 2,
+                         "decay_rate": 0.7}, "step_unit": "batch"}
+    model = TinyRegression()
+    optimizer = torch.optim.SGD([{"params": [model.linear.weight], "lr": 0.2},
+                                 {"params": [model.linear.bias], "lr": 0.02}])
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], max_steps=4,
+                             per_device_train_batch_size=4, save_strategy="no", disable_tqdm=True)
+    recorder = UsedLearningRates()
+    Trainer(model=model, args=args, train_dataset=dataset(16, 0), optimizers=(optimizer, None),
+            callbacks=[LearningRateCallback(run_id, server.url, spec=spec), recorder]).train()
+
+    assert recorder.used == [[lr, lr * (0.02 / 0.2)] for lr in service_lrs(server, run_id)[:4]]
