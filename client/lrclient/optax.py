@@ -100,7 +100,8 @@ class ServiceLR:
     def report(self, step: int, metrics: Mapping[str, Any]) -> ReportOutcome | None:
         """The metrics measured at the end of `step` (once per epoch): the service's answer, or None when nothing
         was sent; then the next `lr` sees any reduction, and what other workers wrote."""
-        outcome = self.follower.report(step, {k: float(v) if hasattr(v, "__float__") else v for k, v in metrics.items()})
+        numbers = {k: float(v) if hasattr(v, "__float__") else v for k, v in metrics.items()}  # JAX scalars too
+        outcome = self.follower.report(step, numbers)
         self.follower.boundary()
         return outcome
 

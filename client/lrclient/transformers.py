@@ -87,4 +87,5 @@ class LearningRateCallback(TrainerCallback):
 
 
 def _resume(step: int) -> str:
-    return f"trainer.train(resume_from_checkpoint=...) with the checkpoint saved at global step {step} (checkpoint-{step})"
+    return (f"trainer.train(resume_from_checkpoint=...) with the checkpoint saved at global step {step} "
+            f"(checkpoint-{step})")
