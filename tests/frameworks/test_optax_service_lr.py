@@ -1,0 +1,149 @@
+"""lrclient.optax in a real optax training loop (jax.grad, inject_hyperparams(sgd)) against a real lrserve process.
+
+The loop runs with jax x64 on (as tests/parity does, inside `jax.enable_x64`, which leaves the global
+precision as it was), so the lr in the optimizer state is the service's float64 value exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import jax
+import jax.numpy as jnp
+import lrclient
+import optax
+import pytest
+from client._helpers import CountingTransport
+from conftest import Server
+from lrclient.optax import ServiceLR, set_lr
+
+EPOCHS, BATCHES = 6, 4
+
+
+@pytest.fixture(autouse=True)
+def x64() -> Iterator[None]:
+    with jax.enable_x64(True):
+        yield
+
+
+def regression() -> tuple[jax.Array, ...]:
+    """A noisy linear problem: 32 training samples in batches of 8, 16 validation samples."""
+    key_x, key_noise = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.normal(key_x, (48, 3))
+    y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.3 * jax.random.normal(key_noise, (48,))
+    return x[:32], y[:32], x[32:], y[32:]
+
+
+def loss(w: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
+    return jnp.mean((x @ w - y) ** 2)
+
+
+def train(service: ServiceLR, unit: str, after_epoch=lambda: None) -> list[float]:
+    """A real optax loop; returns the lr in the optimizer state at every update (read back after `jit`)."""
+    x, y, val_x, val_y = regression()
+    optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=0.0)
+    w = jnp.zeros(3)
+    opt_state = optimizer.init(w)
+
+    @jax.jit
+    def update(w: jax.Array, opt_state: optax.OptState, xs: jax.Array, ys: jax.Array):
+        updates, opt_state = optimizer.update(jax.grad(loss)(w, xs, ys), opt_state, w)
+        return optax.apply_updates(w, updates), opt_state
+
+    used = []
+    for epoch in range(EPOCHS):
+        for batch in range(BATCHES):
+            step = epoch * BATCHES + batch
+            opt_state = set_lr(opt_state, service.lr(step if unit == "batch" else epoch))
+            used.append(float(opt_state.hyperparams["learning_rate"]))
+            w, opt_state = update(w, opt_state, x[batch * 8:(batch + 1) * 8], y[batch * 8:(batch + 1) * 8])
+        end = epoch * BATCHES + BATCHES - 1 if unit == "batch" else epoch
+        service.report(end, {"val_loss": loss(w, val_x, val_y)})
+        after_epoch()
+    return used
+
+
+def service_lrs(server: Server, run_id: str, stop: int) -> list[float]:
+    response = httpx.get(f"{server.url}/runs/{run_id}/lr/range", params={"start": 0, "stop": stop})
+    response.raise_for_status()
+    return response.json()["lr"]
+
+
+@pytest.mark.parametrize("unit", ["batch", "epoch"])
+def test_every_update_uses_the_runs_lr_and_an_epoch_costs_one_request(server: Server, run_id: str,
+                                                                      unit: str) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 3,
+                         "decay_rate": 0.7}, "step_unit": unit}
+    counting = CountingTransport()
+    counts: list[int] = []
+    with lrclient.Client(server.url, transport=counting) as client, \
+            ServiceLR(run_id, client=client, spec=spec, steps=EPOCHS * BATCHES) as service:
+        used = train(service, unit, after_epoch=lambda: counts.append(len(counting.requests)))
+
+    expected = service_lrs(server, run_id, EPOCHS * BATCHES if unit == "batch" else EPOCHS)
+    assert used == (expected if unit == "batch" else [lr for lr in expected for _ in range(BATCHES)])
+    assert len(set(expected)) == len(expected), "the lr should change every step, so an off-by-one can fail"
+    per_epoch = [counts[0]] + [b - a for a, b in zip(counts, counts[1:])]
+    assert per_epoch == [3] + [1] * (EPOCHS - 1)  # PUT, lr/range, report; then only the report
+
+
+def test_a_plateau_reduction_acts_from_the_next_step(server: Server, run_id: str) -> None:
+    spec = {"schedule": {"type": "constant", "learning_rate": 0.05}, "step_unit": "batch",
+            "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1, "threshold": 0.999,
+                        "semantics": "torch"}}
+    counting = CountingTransport()
+    with lrclient.Client(server.url, transport=counting) as client, \
+            ServiceLR(run_id, client=client, spec=spec, steps=EPOCHS * BATCHES) as service:
+        used = train(service, "batch")
+        requests = [method for method, _ in counting.requests]
+        reduced = [r.reduced for r in client.reports(run_id)]
+
+    assert reduced == [False, False, True, False, True, False]  # patience 1: every second non-improvement
+    assert used == service_lrs(server, run_id, EPOCHS * BATCHES)
+    assert used == [0.05] * 12 + [0.025] * 8 + [0.0125] * 4
+    # one report per epoch, and one lr/range after each report that reduced
+    assert requests == ["PUT", "GET"] + ["POST", "POST", "POST", "GET", "POST", "POST", "GET", "POST"]
+
+
+def test_set_lr_reaches_into_a_chain_and_refuses_a_schedule_that_would_undo_it() -> None:
+    w = jnp.zeros(3)
+    chained = optax.chain(optax.clip(1.0), optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
+    state = set_lr(chained.init(w), 0.25)
+    assert float(state[1].hyperparams["learning_rate"]) == 0.25
+    with pytest.raises(TypeError, match="own schedule"):
+        set_lr(optax.inject_hyperparams(optax.sgd)(learning_rate=optax.constant_schedule(0.1)).init(w), 0.25)
+    with pytest.raises(TypeError, match="inject_hyperparams"):
+        set_lr(optax.sgd(0.1).init(w), 0.25)
+
+
+def test_a_script_run_again_fails_before_training(server: Server, run_id: str) -> None:
+    spec = {"schedule": {"type": "constant", "learning_rate": 0.05}, "step_unit": "epoch"}
+    with ServiceLR(run_id, server.url, spec=spec) as service:
+        train(service, "epoch")
+    with pytest.raises(lrclient.ReportsAhead, match=f"start_step={EPOCHS}"):
+        ServiceLR(run_id, server.url, spec=spec)
+    ServiceLR(run_id, server.url, spec=spec, start_step=EPOCHS).close()
+
+
+def test_a_resumed_loop_after_a_rewind_trains_with_the_uninterrupted_lrs(server: Server, run_id: str) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 3,
+                         "decay_rate": 0.7}, "step_unit": "epoch",
+            "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1, "threshold": 0.999,
+                        "semantics": "torch"}}
+    with ServiceLR(f"{run_id}-a", server.url, spec=spec) as service:
+        uninterrupted = train(service, "epoch")
+    with ServiceLR(f"{run_id}-b", server.url, spec=spec) as service:
+        train(service, "epoch")  # the crashed job: its checkpoint was saved after epoch 2, it reported up to 5
+    with lrclient.Client(server.url) as client:
+        measured = [r.metrics for r in client.reports(f"{run_id}-a")]  # the crashed job measured the same
+        client.rewind(f"{run_id}-b", 2)
+        resumed = []
+        with ServiceLR(f"{run_id}-b", client=client, start_step=3) as service:
+            for epoch in range(3, EPOCHS):
+                resumed += [service.lr(epoch)] * BATCHES
+                service.report(epoch, measured[epoch])
+        reduced = [r.reduced for r in client.reports(f"{run_id}-b")]
+
+    assert resumed == uninterrupted[3 * BATCHES:]
+    assert reduced == [False, False, True, False, True, False]  # epoch 2's reduction survives the rewind
