@@ -1,7 +1,9 @@
-"""LearningRateCallback in real `model.fit` runs on the JAX and TensorFlow backends (torch: test_keras_callback).
+"""The tests of LearningRateCallback on one Keras backend, collected by test_keras_jax / test_keras_tensorflow.
 
 The backend is fixed per process, so each backend trains in one subprocess (`_backend_fit.py`),
-batch mode and epoch mode in it, against the session's lrserve process.
+batch mode and epoch mode in it, against the session's lrserve process. A test module imports
+these tests and defines the `backend` fixture; one module per backend, so that `-n 2 --dist
+loadfile` trains the two backends at once. (Torch, the tests' own backend: test_keras_callback.)
 """
 
 from __future__ import annotations
@@ -34,15 +36,10 @@ def reductions(server: Server, run_id: str) -> int:
     return response.json()["state"]["reductions"]
 
 
-@pytest.fixture(params=["jax", "tensorflow"], scope="module")
-def backend(request: pytest.FixtureRequest) -> str:
-    pytest.importorskip(request.param)
-    return request.param
-
-
 @pytest.fixture(scope="module")
 def trained(backend: str, server: Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
     """One subprocess per backend: both modes' fits, against runs `keras-<backend>-batch` / `-epoch`."""
+    pytest.importorskip(backend)
     run_id = f"keras-{backend}-{os.getpid()}"
     out = tmp_path_factory.mktemp(backend) / "fit.json"
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
