@@ -25,5 +25,5 @@ $(VENV)/.server-installed: pyproject.toml | $(VENV)/bin/pip
 
 # torch is pinned to the local CPU wheel first, so that no resolver ever picks a CUDA build.
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/pip
-	$(LOCKED) sh -c "$(BIN)/pip install torch==2.13.0 && $(BIN)/pip install -e '.[server,keras,torch,dev]'"
+	$(LOCKED) sh -c "$(BIN)/pip install torch==2.13.0 && $(BIN)/pip install -e '.[server,keras,torch,lightning,dev]'"
 	touch $@ $(VENV)/.server-installed

@@ -22,6 +22,12 @@ from keras.src.backend.common import dtypes as keras_dtypes
 SAMPLES, VALIDATION, BATCH = 48, 16, 16  # three batches per epoch
 WEIGHTS = np.array([[1.0], [-2.0], [0.5], [3.0]])
 
+# An exponential decay whose plateau reduces twice, is clamped at min_lr once, and then cannot
+# reduce any more (Keras: float32(lr) must exceed float32(min_lr)) on the helpers' data.
+DECAY = {"initial_learning_rate": 0.05, "decay_steps": 4, "decay_rate": 0.7}
+PLATEAU = {"monitor": "val_loss", "factor": 0.5, "patience": 1, "min_delta": 0.3, "min_lr": 0.004}
+EPOCH_SPEC = {"schedule": {"type": "exponential_decay", **DECAY}, "plateau": PLATEAU, "step_unit": "epoch"}
+
 
 def regression_data(seed: int = 0) -> tuple[np.ndarray, ...]:
     """A noisy linear problem whose validation loss stops improving after a few epochs."""

@@ -23,6 +23,9 @@ from lrclient._follower import DEFAULT_RETRY
 from lrclient.keras import LearningRateCallback, schedule_spec
 
 from ._keras_helpers import (
+    DECAY,
+    EPOCH_SPEC,
+    PLATEAU,
     LrRecorder,
     ScheduleWithPlateau,
     fit,
@@ -35,12 +38,6 @@ from ._keras_helpers import (
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 F32 = 1e-7  # an lr read back from Keras's float32 variable
-
-# An exponential decay whose plateau reduces twice, is clamped at min_lr once, and then cannot
-# reduce any more (Keras: float32(lr) must exceed float32(min_lr)) on the helpers' data.
-DECAY = {"initial_learning_rate": 0.05, "decay_steps": 4, "decay_rate": 0.7}
-PLATEAU = {"monitor": "val_loss", "factor": 0.5, "patience": 1, "min_delta": 0.3, "min_lr": 0.004}
-EPOCH_SPEC = {"schedule": {"type": "exponential_decay", **DECAY}, "plateau": PLATEAU, "step_unit": "epoch"}
 
 
 def service_history(server: Server, run_id: str, stop: int) -> list[float]:
