@@ -95,10 +95,7 @@ class Runs:
         """The run's current view: the cached one if its stamp is still the stored one, else loaded
         (`spec`: the run's spec if the caller has it validated already)."""
         view = self._cache.get(run_id)
-        stamp = self.store.stamp(run_id)
-        if stamp is None:
-            self._forget(run_id)
-            raise RunNotFound(run_id)
+        stamp = self.store.stamp(run_id) if view is not None else None  # nothing to check without a view
         if view is not None and view.stamp == stamp:
             self._checked_at[run_id] = time.monotonic()
             return view
@@ -109,7 +106,8 @@ class Runs:
         with self._lock(run_id):
             generation = self.events.generation
             view = self._cache.get(run_id)
-            if view is not None and view.record.seq == stamp[0] and view.record.version >= stamp[1]:
+            if view is not None and stamp is not None and view.record.seq == stamp[0] \
+                    and view.record.version >= stamp[1]:
                 return view
             stored = self.store.load(run_id)
             if stored is None:
