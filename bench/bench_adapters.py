@@ -1,4 +1,4 @@
-"""Per-step cost of the PyTorch, optax and Lightning adapters against the same framework with the same schedule in-process.
+"""Per-step cost of the torch, optax and Lightning adapters against the same schedule in-process.
 
     .venv/bin/python bench/bench_adapters.py [--rounds 10] [--batches 200] [--batch-size 32] [--threads 1]
                                              [--frameworks torch,optax,lightning]
