@@ -1,7 +1,7 @@
-"""Per-step cost of the torch, optax and Lightning adapters against the same schedule in-process.
+"""Per-step cost of the torch, optax, Lightning and Hugging Face adapters vs the same schedule in-process.
 
     .venv/bin/python bench/bench_adapters.py [--rounds 10] [--batches 200] [--batch-size 32] [--threads 1]
-                                             [--frameworks torch,optax,lightning]
+                                             [--frameworks torch,optax,lightning,transformers]
 
 (Keras is measured by bench_callback.py.) For each framework two identical 2x64 MLPs train side by
 side in one process, batch by batch, with the same warmup + cosine decay per batch (0 -> 0.05 over
@@ -14,7 +14,10 @@ every step by the adapter from a real lrserve process (`python -m lrserve serve`
 - lightning: `configure_optimizers` returning the `LambdaLR` with `interval: "step"` vs
   `lrclient.lightning.LearningRateCallback` (a new `Trainer.fit` of one epoch per round for each; the
   time is the epoch's, from `on_train_epoch_start` to `on_train_epoch_end`, so the run's opening at
-  `on_train_start` is not in it; without validation nothing is reported).
+  `on_train_start` is not in it; without validation nothing is reported);
+- transformers: a `Trainer` given `optimizers=(sgd, LambdaLR)` vs `lrclient.transformers.LearningRateCallback`
+  with a constant `LambdaLR` (a Trainer always steps a scheduler; the callback sets the lr after it); a new
+  one-epoch `train()` per round for each, timed from `on_epoch_begin` to `on_epoch_end`, nothing evaluated.
 
 Rounds of one epoch alternate in-process, service, in-process, service, ... (round 0 warms up), so
 drift in the machine hits both alike. The figure is the epoch's wall time divided by its batches
@@ -209,7 +212,69 @@ def lightning_variants(url: str, args: argparse.Namespace,
             lambda: adapters[0].follower.rates.requests if adapters else 0)
 
 
-VARIANTS = {"torch": torch_variants, "optax": optax_variants, "lightning": lightning_variants}
+def transformers_variants(url: str, args: argparse.Namespace,
+                          stack: ExitStack) -> tuple[dict[str, Epoch], Callable[[], int]]:
+    import tempfile
+
+    import torch
+    from lrclient.transformers import LearningRateCallback
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(args.threads)
+    x, y = torch.randn(args.batches * args.batch_size, 32), torch.randn(args.batches * args.batch_size, 1)
+    data = [{"x": x[i], "labels": y[i]} for i in range(len(x))]
+    output = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-hf-"))
+
+    class MLP(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                                           torch.nn.ReLU(), torch.nn.Linear(64, 1))
+
+        def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"loss": torch.nn.functional.mse_loss(self.net(x), labels)}
+
+    class Timer(TrainerCallback):
+        def on_epoch_begin(self, *a: Any, **kw: Any) -> None:
+            self.started = time.perf_counter()
+
+    class Stop(TrainerCallback):
+        def __init__(self, timer: Timer) -> None:
+            self.timer = timer
+
+        def on_epoch_end(self, *a: Any, **kw: Any) -> None:
+            self.seconds = time.perf_counter() - self.timer.started
+
+    adapters: list[LearningRateCallback] = []
+
+    def epoch_of(in_process: bool) -> Epoch:
+        def epoch(n: int) -> float:
+            model = MLP()
+            optimizer = torch.optim.SGD(model.parameters(), lr=PEAK)
+            factor = (lambda s: in_process_lr(s) / PEAK) if in_process else (lambda s: 1.0)  # the Trainer's "constant"
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            timer = Timer()
+            stop = Stop(timer)
+            extra = [] if in_process else [LearningRateCallback("bench-transformers", base_url=url, spec=SPEC)]
+            adapters[:] = extra or adapters
+            training = TrainingArguments(output_dir=output, use_cpu=True, report_to=[], num_train_epochs=1,
+                                         per_device_train_batch_size=args.batch_size, save_strategy="no",
+                                         logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True)
+            trainer = Trainer(model=model, args=training, train_dataset=data, callbacks=[timer, *extra, stop],
+                              optimizers=(optimizer, scheduler))
+            trainer.train()
+            return stop.seconds
+        return epoch
+
+    return ({"in-process LambdaLR": epoch_of(True), "LearningRateCallback": epoch_of(False)},
+            lambda: adapters[0].rates.requests if adapters else 0)
+
+
+VARIANTS = {"torch": torch_variants, "optax": optax_variants, "lightning": lightning_variants,
+            "transformers": transformers_variants}
 
 
 def rounds(variants: dict[str, Epoch], args: argparse.Namespace) -> Iterator[tuple[int, str, float]]:
@@ -226,7 +291,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200, help="batches per epoch")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (less noise)")
-    parser.add_argument("--frameworks", default="torch,optax,lightning")
+    parser.add_argument("--frameworks", default="torch,optax,lightning,transformers")
     args = parser.parse_args()
 
     from _servers import lrserve
@@ -241,7 +306,7 @@ def main() -> None:
                 per_batch[name].append(seconds)
                 print(f"{framework:9s} round {n:2d} {name:26s} {seconds * 1e6:8.1f} us/batch over the epoch")
             local, service = (statistics.median(per_batch[name]) for name in variants)
-            per_epoch = (requests() - before) / (args.rounds + 1) if framework != "lightning" else requests()
+            per_epoch = (requests() - before) / (args.rounds + 1) if framework in ("torch", "optax") else requests()
             rows.append((framework, *variants, local, service, per_epoch))
 
     print(f"\n{args.rounds} rounds of 1 epoch x {args.batches} batches of {args.batch_size}, 2x64 MLP, "
@@ -249,7 +314,7 @@ def main() -> None:
     print("| adapter | in-process | per batch | with the adapter | per batch | ratio | lr fetches |")
     print("|---|---|---|---|---|---|---|")
     for framework, local_name, service_name, local, service, per_epoch in rows:
-        label = "per one-epoch fit" if framework == "lightning" else "per epoch"
+        label = "per epoch" if framework in ("torch", "optax") else "per one-epoch fit"
         print(f"| {framework} | {local_name} | {local * 1e6:.1f} us | {service_name} | {service * 1e6:.1f} us | "
               f"{service / local:.3f} | {per_epoch:.1f} {label} |")
 
