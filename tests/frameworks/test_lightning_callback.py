@@ -172,3 +172,35 @@ def test_metrics_chooses_what_is_reported(server: Server, run_id: str) -> None:
 
     with lrclient.Client(server.url) as client:
         assert [set(r.metrics) for r in client.reports(run_id)] == [{"train_loss", "val_loss"}] * 2
+
+
+def test_a_run_resumed_from_a_checkpoint_after_a_crash_trains_as_the_uninterrupted_run(
+    server: Server, run_id: str, tmp_path: Any
+) -> None:
+    """The job crashes after epoch 3; the run is rewound to epoch 2's report and `fit(ckpt_path=)` resumes there."""
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.2, "decay_steps": BATCHES,
+                         "decay_rate": 0.9}, "plateau": {"monitor": "val_loss", "semantics": "torch", **PLATEAU},
+            "step_unit": "batch"}
+
+    def fit_saving(epochs: int, run: str, ckpt_path: str | None = None) -> LrRecorder:
+        recorder = LrRecorder()
+        saving = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / run, filename="{epoch}", save_top_k=-1)
+        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, callbacks=[
+                                 LearningRateCallback(run, base_url=server.url, spec=spec), recorder, saving])
+        trainer.fit(Regression(), *loaders(), ckpt_path=ckpt_path)
+        return recorder
+
+    whole = fit_saving(8, f"{run_id}-whole")
+    crashed = fit_saving(4, run_id)  # reports at epochs 0-3, then the job dies
+    with lrclient.Client(server.url) as client:
+        client.rewind(run_id, 3 * BATCHES - 1)  # the checkpoint of epoch 2 has its report, not epoch 3's
+        resumed = fit_saving(8, run_id, ckpt_path=str(tmp_path / run_id / "epoch=2.ckpt"))
+
+        assert sorted(resumed.by_step) == list(range(3 * BATCHES, 8 * BATCHES)), "resumed at epoch 3"
+        assert crashed.by_step == {step: whole.by_step[step] for step in range(4 * BATCHES)}
+        assert resumed.by_step == {step: whole.by_step[step] for step in range(3 * BATCHES, 8 * BATCHES)}
+        assert [lrs[0] for lrs in whole.by_step.values()] == list(client.lr_range(run_id, 0, 8 * BATCHES).lr)
+        lrs = [whole.by_step[BATCHES * e][0] / 0.9 ** e for e in range(8)]  # the plateau's factors by epoch
+        assert lrs[3] > lrs[7] > 0, "the plateau should reduce the lr after the resume"
+        assert [r.step for r in client.reports(run_id)] == [BATCHES * e + BATCHES - 1 for e in range(8)]
