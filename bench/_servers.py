@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from _databases import database
+
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 
@@ -130,9 +132,8 @@ def bare_apps(count: int = 1) -> Iterator[list[Server]]:
 @contextmanager
 def lrserve() -> Iterator[int]:
     """The real service (`python -m lrserve serve`) on a free port with a temporary SQLite file."""
-    with tempfile.TemporaryDirectory(prefix="lrserve-bench-") as directory:
-        with lrserve_processes(f"sqlite:///{Path(directory) / 'bench.db'}") as (server,):
-            yield server.port
+    with database("sqlite") as url, lrserve_processes(url) as (server,):
+        yield server.port
 
 
 @contextmanager
