@@ -141,7 +141,8 @@ def main() -> None:
             rows["(b) random runs"] = measure(server, spread, args.connections)
             rss["after (b) random runs"] = server.rss_bytes()
 
-        print(f"\nGET /runs/{{id}}/lr, {args.runs:,} runs stored, {args.connections} keep-alive connections, "
+        plural = "" if args.connections == 1 else "s"
+        print(f"\nGET /runs/{{id}}/lr, {args.runs:,} runs stored, {args.connections} keep-alive connection{plural}, "
               f"{args.requests:,} requests each")
         print(f"{'':40s} {'req/s':>7s} {'p50 ms':>7s} {'p99 ms':>7s} {'service CPU µs/req':>18s}")
         for name, (result, cpu) in rows.items():
