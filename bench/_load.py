@@ -3,6 +3,8 @@
 Closed loop (`load`, `run_load`): `C` connections each send one request at a time and wait for its
 response, until a fixed number of requests has been sent or a duration has passed. Every request's
 latency (write of the request to last byte of the response) is recorded. This finds the peak rate.
+Given several ports (several server processes), connection i talks to port i mod len(ports):
+round-robin by connection.
 
     result = load("127.0.0.1", port, lambda conn, k: Request("GET", f"/x?i={k}"),
                   connections=16, requests=20_000)
@@ -19,10 +21,10 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["LoadResult", "Request", "RequestFactory", "load", "run_load", "run_paced"]
+__all__ = ["LoadResult", "Request", "RequestFactory", "load", "pooled", "run_load", "run_paced"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class LoadResult:
     body_bytes: int = 0
     elapsed: float = 0.0  # wall time from the first connection attempt to the last response
     unsent: int = 0  # open loop: requests that fell due but were still waiting when the schedule ended
+    cpu: float = 0.0  # CPU seconds the load generator itself used meanwhile (it shares the machine)
 
     @property
     def count(self) -> int:
@@ -51,6 +54,11 @@ class LoadResult:
     @property
     def throughput(self) -> float:
         return self.count / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def cpu_share(self) -> float:
+        """The load generator's CPU use while it ran, in cores."""
+        return self.cpu / self.elapsed if self.elapsed else 0.0
 
     @property
     def errors(self) -> int:
@@ -163,7 +171,7 @@ def _check_loopback(host: str) -> None:
 
 async def run_load(
     host: str,
-    port: int,
+    port: int | Sequence[int],
     make_request: RequestFactory,
     *,
     connections: int,
@@ -171,15 +179,21 @@ async def run_load(
     duration: float | None = None,
     hard_timeout: float = 300.0,
 ) -> LoadResult:
-    """Drive `connections` keep-alive connections until `requests` are done or `duration` passed."""
+    """Drive `connections` keep-alive connections until `requests` are done or `duration` passed.
+
+    With several ports, the connections are spread over them round-robin.
+    """
+    ports = [port] if isinstance(port, int) else list(port)
     if requests is None and duration is None:
         raise ValueError("give a request count or a duration, so that the load stops by itself")
     _check_loopback(host)
     budget, result = _Budget(requests, duration), LoadResult()
-    started = time.perf_counter()
-    workers = [_connection(host, port, i, make_request, budget, result) for i in range(connections)]
+    started, cpu_started = time.perf_counter(), time.process_time()
+    workers = [_connection(host, ports[i % len(ports)], i, make_request, budget, result)
+               for i in range(connections)]
     await asyncio.wait_for(asyncio.gather(*workers), timeout=hard_timeout)
     result.elapsed = time.perf_counter() - started
+    result.cpu = time.process_time() - cpu_started
     return result
 
 
@@ -253,6 +267,19 @@ async def run_paced(
     return result
 
 
-def load(host: str, port: int, make_request: RequestFactory, **options: object) -> LoadResult:
+def pooled(results: list[LoadResult]) -> LoadResult:
+    """Several rounds as one: every latency and status, the summed wall and CPU time and unsent count."""
+    total = LoadResult()
+    for r in results:
+        total.latencies.extend(r.latencies)
+        total.statuses.update(r.statuses)
+        total.body_bytes += r.body_bytes
+        total.elapsed += r.elapsed
+        total.cpu += r.cpu
+        total.unsent += r.unsent
+    return total
+
+
+def load(host: str, port: int | Sequence[int], make_request: RequestFactory, **options: object) -> LoadResult:
     """Synchronous wrapper of `run_load`."""
     return asyncio.run(run_load(host, port, make_request, **options))  # type: ignore[arg-type]

@@ -11,9 +11,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from _databases import database
 
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
@@ -27,6 +30,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (the kernel may hand the same one out twice once it is closed)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def request_json(port: int, method: str, path: str, body: object = None) -> tuple[int, object]:
@@ -84,17 +97,33 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise RuntimeError(f"no {field} in /proc/{self.pid}/status")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process (all its threads) has used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 @contextmanager
-def _serving(command: list[str], port: int, name: str, pythonpath: str | None = None) -> Iterator[Server]:
-    with tempfile.TemporaryFile() as log:
-        # No LRSERVE_* from the caller's shell (e.g. LRSERVE_ACCESS_LOG): both servers run on defaults.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}
-        if pythonpath is not None:
-            env["PYTHONPATH"] = pythonpath
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=BENCH, env=env)
-        try:
-            deadline = time.monotonic() + 60
+def _serving(
+    commands: list[tuple[list[str], int]], name: str, pythonpath: str | None = None
+) -> Iterator[list[Server]]:
+    """Start every (command, port) at once, yield them once all answer /healthz, stop them all on exit.
+
+    `pythonpath` replaces the caller's PYTHONPATH in the servers' environment (to serve another checkout).
+    """
+    # No LRSERVE_* from the caller's shell (e.g. LRSERVE_ACCESS_LOG): all servers run on defaults.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRSERVE_")}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    with ExitStack() as stack:
+        started: list[tuple[subprocess.Popen[bytes], int, IO[bytes]]] = []
+        for command, port in commands:
+            log = stack.enter_context(tempfile.TemporaryFile())
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=BENCH, env=env)
+            stack.callback(_stop, process)
+            started.append((process, port, log))
+        deadline = time.monotonic() + 60
+        for process, port, log in started:
             while True:
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
@@ -104,29 +133,51 @@ def _serving(command: list[str], port: int, name: str, pythonpath: str | None = 
                         break
                 except OSError:
                     time.sleep(0.05)
-            yield Server(port, process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        yield [Server(port, process.pid) for process, port, _ in started]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def lrserve_processes(
+    database_url: str, count: int = 1, pythonpath: str | None = None
+) -> Iterator[list[Server]]:
+    """`count` separate `python -m lrserve serve` processes on free ports, all on `database_url`.
+
+    `pythonpath` replaces the caller's PYTHONPATH in the servers' environment, to serve another
+    checkout of the code (e.g. an older commit's `service:client`).
+    """
+    commands = [([sys.executable, "-m", "lrserve", "serve", "--host", HOST, "--port", str(port),
+                  "--database", database_url], port) for port in free_ports(count)]
+    with _serving(commands, "lrserve", pythonpath) as servers:
+        yield servers
 
 
 @contextmanager
 def lrserve_server(pythonpath: str | None = None) -> Iterator[Server]:
-    """`python -m lrserve serve` on a free port with a temporary SQLite file.
+    """One `python -m lrserve serve` on a free port with a temporary SQLite file.
 
     `pythonpath` replaces the caller's PYTHONPATH in the server's environment, to serve another
     checkout of the code (e.g. an older commit's `service:client`).
     """
-    with tempfile.TemporaryDirectory(prefix="lrserve-bench-") as directory:
-        port = free_port()
-        command = [sys.executable, "-m", "lrserve", "serve", "--host", HOST, "--port", str(port),
-                   "--database", f"sqlite:///{Path(directory) / 'bench.db'}"]
-        with _serving(command, port, "lrserve", pythonpath) as server:
-            yield server
+    with database("sqlite") as url, lrserve_processes(url, 1, pythonpath) as (server,):
+        yield server
+
+
+@contextmanager
+def bare_apps(count: int = 1) -> Iterator[list[Server]]:
+    """`count` processes of the bare FastAPI baseline (bench/_bare_app.py) on free ports."""
+    commands = [([sys.executable, str(BENCH / "_bare_app.py"), "--host", HOST, "--port", str(port)], port)
+                for port in free_ports(count)]
+    with _serving(commands, "the bare app") as servers:
+        yield servers
 
 
 @contextmanager
@@ -139,7 +190,5 @@ def lrserve() -> Iterator[int]:
 @contextmanager
 def bare_app() -> Iterator[int]:
     """The bare FastAPI baseline (bench/_bare_app.py) on a free port."""
-    port = free_port()
-    command = [sys.executable, str(BENCH / "_bare_app.py"), "--host", HOST, "--port", str(port)]
-    with _serving(command, port, "the bare app") as server:
+    with bare_apps() as (server,):
         yield server.port

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+from collections.abc import Sequence
 
-from _load import LoadResult, Request, load
+from _load import LoadResult, Request, load, pooled
 from _servers import HOST, bare_app, lrserve
 from _specs import TOTAL_STEPS, create_trained_run
 
@@ -25,7 +26,8 @@ def steps(count: int, seed: int = 0) -> list[int]:
     return [rng.randrange(TOTAL_STEPS) for _ in range(count)]
 
 
-def run_round(port: int, requests: int, connections: int, step_list: list[int]) -> LoadResult:
+def run_round(port: int | Sequence[int], requests: int, connections: int, step_list: list[int]) -> LoadResult:
+    """`requests` GETs of the run's lr at the listed steps; connections round-robin over the ports."""
     def make(conn: int, k: int) -> Request:
         return Request("GET", f"/runs/{RUN_ID}/lr?step={step_list[(conn * 7919 + k) % len(step_list)]}")
 
@@ -33,15 +35,6 @@ def run_round(port: int, requests: int, connections: int, step_list: list[int]) 
     if result.errors:
         raise SystemExit(f"non-2xx responses: {dict(result.statuses)}")
     return result
-
-
-def pooled(results: list[LoadResult]) -> LoadResult:
-    total = LoadResult()
-    for r in results:
-        total.latencies.extend(r.latencies)
-        total.statuses.update(r.statuses)
-        total.elapsed += r.elapsed
-    return total
 
 
 def main() -> None:
