@@ -1,10 +1,10 @@
-"""Large `lr/range` answers, bounded in memory per request and in total.
+"""Large `lr/range` answers, bounded in memory per request and in total, and never held by a slow client.
 
-A range of up to 1,000,000 values is computed in chunks of 65,536 steps (so numpy's temporaries stay
-small) into one float64 array (8 MB at most), checked whole (a step whose lr is not finite is a 422,
-decided before anything is sent), then sent as JSON a chunk at a time. Sending waits for the client to
-read (the server's flow control), so a client that never reads holds one array, not the whole JSON.
-At most `RangeSlots.size` large ranges are computed or sent at once; the others wait their turn.
+A range of up to 1,000,000 values is checked first, in chunks of 65,536 steps (so numpy's temporaries
+stay small): a step whose lr is not finite is a 422, decided before anything is sent. At most
+`RangeSlots.size` ranges are checked at once. The answer is then computed again and sent a chunk at a
+time; sending waits for the client to read (the server's flow control), so a client that never reads
+holds one chunk and no slot: it cannot keep other clients' ranges waiting.
 """
 
 from __future__ import annotations
@@ -38,33 +38,31 @@ class RangeSlots:
         self._free.release()
 
 
-def lrs_in_chunks(view: RunView, start: int, count: int, every: int) -> np.ndarray:
-    values = np.empty(count, dtype=np.float64)
+def lrs_of_chunk(view: RunView, start: int, first: int, count: int, every: int) -> np.ndarray:
+    """The lrs of the range's values first .. first + CHUNK (fewer at its end); InvalidInput where bad."""
+    n = min(CHUNK, count - first)
+    return view.lrs(start + every * np.arange(first, first + n, dtype=np.float64))
+
+
+def check_range(view: RunView, start: int, count: int, every: int) -> None:
     for first in range(0, count, CHUNK):
-        n = min(CHUNK, count - first)
-        steps = start + every * np.arange(first, first + n, dtype=np.float64)
-        values[first:first + n] = view.lrs(steps)
-    return values
+        lrs_of_chunk(view, start, first, count, every)
 
 
 async def stream_range(slots: RangeSlots, view: RunView, head: dict, start: int, count: int, every: int,
                        headers: dict[str, str]) -> StreamingResponse:
-    """The answer `{**head, "lr": [...]}`, computed off the event loop and sent in chunks."""
+    """The answer `{**head, "lr": [...]}`, checked, then computed off the event loop and sent in chunks."""
     await slots.acquire()
     try:
-        values = await run_in_threadpool(lrs_in_chunks, view, start, count, every)
-    except BaseException:
+        await run_in_threadpool(check_range, view, start, count, every)
+    finally:
         slots.release()
-        raise
 
     async def body() -> AsyncIterator[bytes]:
-        try:
-            yield orjson.dumps(head)[:-1] + b',"lr":['
-            for first in range(0, count, CHUNK):
-                chunk = orjson.dumps(values[first:first + CHUNK], option=orjson.OPT_SERIALIZE_NUMPY)
-                yield (b"," if first else b"") + chunk[1:-1]
-            yield b"]}"
-        finally:
-            slots.release()
+        yield orjson.dumps(head)[:-1] + b',"lr":['
+        for first in range(0, count, CHUNK):
+            values = await run_in_threadpool(lrs_of_chunk, view, start, first, count, every)
+            yield (b"," if first else b"") + orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+        yield b"]}"
 
     return StreamingResponse(body(), media_type="application/json", headers=headers)
