@@ -167,6 +167,14 @@ class Call(Generic[T]):
     json: Any = None
     headers: Mapping[str, str] | None = None
     check: bool = True
+    timeout: float | None = None
+    """Seconds this request may take, when not the client's timeout (a request the service holds on purpose)."""
+
+
+WAIT_FOR_REPORT = 5.0
+"""Seconds a request waiting for a report asks the service to hold it (the service allows up to 10)."""
+WAIT_MARGIN = 10.0
+"""Added to a held request's wait for its timeout: the answer itself may take as long as any other."""
 
 
 def run_path(run_id: str, *rest: str) -> str:
@@ -181,12 +189,21 @@ def create_run(run_id: str, spec: Mapping[str, Any]) -> Call[Run]:
     return Call("PUT", run_path(run_id), _parse_run, json=dict(spec))
 
 
-def get_run(run_id: str) -> Call[Run]:
-    return Call("GET", run_path(run_id), _parse_run)
+def get_run(run_id: str, wait_for_step: int | None = None, wait: float = WAIT_FOR_REPORT) -> Call[Run]:
+    if wait_for_step is None:
+        return Call("GET", run_path(run_id), _parse_run)
+    return Call("GET", run_path(run_id), _parse_run, params={"wait_for_step": wait_for_step, "wait": wait},
+                timeout=wait + WAIT_MARGIN)
 
 
-def get_run_if_changed(run_id: str, etag: str) -> Call[Run | None]:
-    return Call("GET", run_path(run_id), _parse_run_or_none, headers={"If-None-Match": etag})
+def get_run_if_changed(run_id: str, etag: str, wait_for_step: int | None = None,
+                       wait: float = WAIT_FOR_REPORT) -> Call[Run | None]:
+    """With `wait_for_step`, the service holds the answer until the run has a report at that step or
+    later, or for `wait` seconds (it may answer sooner; compare `latest_step`)."""
+    if wait_for_step is None:
+        return Call("GET", run_path(run_id), _parse_run_or_none, headers={"If-None-Match": etag})
+    return Call("GET", run_path(run_id), _parse_run_or_none, headers={"If-None-Match": etag},
+                params={"wait_for_step": wait_for_step, "wait": wait}, timeout=wait + WAIT_MARGIN)
 
 
 def delete_run(run_id: str) -> Call[None]:

@@ -44,6 +44,7 @@ class Client(_base.BaseClient):
 
     def _send(self, call: _base.Call[T], retries: int | None = None) -> T:
         request = self._http.build_request(call.method, call.path, params=call.params, json=call.json,
+                                           timeout=httpx.USE_CLIENT_DEFAULT if call.timeout is None else call.timeout,
                                            headers=call.headers)
         attempt = 0
         while True:
@@ -70,9 +71,13 @@ class Client(_base.BaseClient):
         """The run: normalized spec, plateau state, latest report step, revisions, version."""
         return self._send(_base.get_run(run_id))
 
-    def get_run_if_changed(self, run_id: str, etag: str) -> Run | None:
-        """The run, or None while it still matches `etag` (a `Run.etag`; the service answered 304)."""
-        return self._send(_base.get_run_if_changed(run_id, etag))
+    def get_run_if_changed(self, run_id: str, etag: str, wait_for_step: int | None = None) -> Run | None:
+        """The run, or None while it still matches `etag` (a `Run.etag`; the service answered 304).
+
+        With `wait_for_step`, the service answers once the run has a report at that step or later, or after
+        about five seconds: one request however long the report takes (compare the run's `latest_step`).
+        """
+        return self._send(_base.get_run_if_changed(run_id, etag, wait_for_step))
 
     def delete_run(self, run_id: str) -> None:
         """Delete the run and its whole history."""

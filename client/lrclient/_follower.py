@@ -38,6 +38,7 @@ from ._adapter import (
     select_metrics,
     waits_for_chief,
 )
+from . import _base
 from ._base import RetryPolicy
 from ._client import Client
 from ._exceptions import ReportsAhead, ServiceUnreachable
@@ -276,11 +277,13 @@ class RunFollower:
                           UserWarning, stacklevel=4)
 
     def _wait_for_chief(self, step: int) -> None:
-        """Poll the run (conditional GETs) until the chief's report at `step` or later is in."""
+        """Wait until the chief's report at `step` or later is in: each conditional GET is held by the service
+        until the report comes (or a few seconds), so a wait costs one request however long the chief takes."""
         deadline = time.monotonic() + self.chief_timeout
         delay = 0.005
         while True:
-            self.rates.refresh()
+            asked = time.monotonic()
+            self.rates.refresh(wait_for_step=step, wait=min(_base.WAIT_FOR_REPORT, max(0.01, deadline - asked)))
             if self.rates.outage:
                 return  # on_error="last" (else refresh raised): train on with what is known
             latest = self.run.latest_step
@@ -295,5 +298,6 @@ class RunFollower:
                     "learning rate. The chief may have stopped or died; if it is only slower (a longer "
                     "validation), raise chief_timeout. Is the chief running with report='chief' or report=True?"
                 )
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            if time.monotonic() - asked < _base.WAIT_FOR_REPORT / 2:  # a service that does not hold requests
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)

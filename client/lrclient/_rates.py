@@ -139,15 +139,20 @@ class LearningRates:
                 self._cache.put(step + 1, [outcome.next_lr])
         return outcome
 
-    def refresh(self) -> None:
-        """Revalidate with one GET (conditional when possible); drop what a newer version may have changed."""
+    def refresh(self, wait_for_step: int | None = None, wait: float = _base.WAIT_FOR_REPORT) -> None:
+        """Revalidate with one GET (conditional when possible); drop what a newer version may have changed.
+
+        With `wait_for_step`, the service holds the answer until the run has a report at that step or later
+        (or `wait` seconds, at most 10): one request while another worker's report is awaited.
+        """
         if self._run is None:
             self.run  # noqa: B018 - the first sync is the revalidation
             return
         if self.on_error == "last" and self._resting():
             return
         etag = self._run.etag
-        call = _base.get_run(self.run_id) if etag is None else _base.get_run_if_changed(self.run_id, etag)
+        call = _base.get_run(self.run_id, wait_for_step, wait) if etag is None else \
+            _base.get_run_if_changed(self.run_id, etag, wait_for_step, wait)
         try:
             changed = self._send(call)
         except LrserveError as error:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable
 
+import httpx
 import lrclient
 import pytest
 from lrclient._follower import DEFAULT_CHIEF_TIMEOUT, DEFAULT_RETRY, RunFollower
@@ -148,3 +150,51 @@ def test_a_worker_waiting_for_a_chief_that_is_ahead_polls_once_an_epoch_and_refe
     per_epoch = [counts[0]] + [b - a for a, b in zip(counts, counts[1:])]
     assert per_epoch == [3, 1, 1, 1, 2, 1], "PUT + lr/range + poll; then the poll; lr/range after a reduction"
     assert used == [0.1] * 4 + [0.05] * 2
+
+
+class SignalsHeldRequests(CountingTransport):
+    """Sets `held` when a request asking the service to wait for a report is handed over (before it is sent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = threading.Event()
+
+    def handle_request(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        if "wait_for_step" in request.url.params:
+            self.held.set()
+        return super().handle_request(request)
+
+
+def test_a_worker_waiting_for_a_chief_that_is_behind_sends_one_request_an_epoch_however_long_the_chief_takes(
+    server: Server, other: lrclient.Client, run_id: str
+) -> None:
+    losses = [1.0, 0.9, 1.2, 0.8]  # the report at epoch 2 halves the lr (patience 1)
+    chief = RunFollower(run_id, client=other, spec=HALVING, report="chief", is_chief=lambda: True)
+    chief.open(epochs=4)
+    transport = SignalsHeldRequests()
+    with lrclient.Client(server.url, transport=transport) as client:
+        worker = RunFollower(run_id, client=client, spec=HALVING, report="chief", is_chief=lambda: False)
+        worker.open(epochs=4)
+        used, waits = [], []
+        for epoch, loss in enumerate(losses):
+            if epoch > 0:
+                chief.boundary()
+                worker.boundary()
+            chief.lr(epoch)
+            used.append(worker.lr(epoch))
+
+            def chief_validates_slowly() -> None:  # the chief reports only once the worker is already waiting
+                transport.held.wait(timeout=2)
+                chief.report(epoch, {"val_loss": loss})
+
+            transport.held.clear()
+            slow_chief = threading.Thread(target=chief_validates_slowly)
+            slow_chief.start()
+            before = len(transport.requests)
+            worker.report(epoch, {"val_loss": loss + 1.0})
+            waits.append(len(transport.requests) - before)
+            slow_chief.join()
+            assert worker.run.latest_step == epoch
+
+    assert waits == [1, 1, 1, 1], "one held GET per epoch, not a poll every few milliseconds"
+    assert used == [0.1, 0.1, 0.1, 0.05]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -86,3 +88,33 @@ def test_a_write_decided_on_a_stale_view_is_decided_again_on_current_data(databa
     finally:
         first.store.close()
         second.store.close()
+
+
+def test_a_read_waiting_for_a_report_is_answered_once_the_other_process_stores_it(two_services) -> None:
+    a, b = two_services
+    a.put("/runs/shared", json=SPEC)
+    held: dict[str, httpx.Response] = {}
+    waiting = threading.Thread(target=lambda: held.update(
+        answer=b.get("/runs/shared", params={"wait_for_step": 0, "wait": 10})))
+    started = time.monotonic()
+    waiting.start()
+    assert report(a, 0, 1.0).status_code == 200
+    waiting.join()
+    assert held["answer"].status_code == 200
+    assert held["answer"].json()["latest_step"] == 0
+    assert time.monotonic() - started < 5, "answered when the report came, not at the end of its wait"
+
+
+def test_a_read_waiting_for_a_report_that_does_not_come_answers_the_run_as_it_is_after_the_wait(
+        two_services) -> None:
+    a, b = two_services
+    a.put("/runs/shared", json=SPEC)
+    assert report(a, 0, 1.0).status_code == 200
+    started = time.monotonic()
+    answer = b.get("/runs/shared", params={"wait_for_step": 1, "wait": 0.5})
+    assert time.monotonic() - started >= 0.5
+    assert answer.status_code == 200 and answer.json()["latest_step"] == 0
+    for bad in ({"wait_for_step": -1}, {"wait_for_step": 1, "wait": 11}, {"wait_for_step": 1, "wait": 0}):
+        refused = b.get("/runs/shared", params=bad)
+        assert refused.status_code == 422, refused.text
+        assert "wait" in refused.json()["detail"]

@@ -12,9 +12,10 @@ from lrserve.api import events
 from lrserve.api.bodies import openapi_body, validated
 from lrserve.api.deps import VERSION_HEADER, RunId, RunIdPrefix, RunsDep
 from lrserve.api.schemas import ErrorOut, RunList, RunOut
+from lrserve.api.waits import DEFAULT_WAIT, MAX_WAIT, until_reported
 from lrserve.history import RunView
 from lrserve.pages import parse_cursor
-from lrserve.spec import RunSpec
+from lrserve.spec import MAX_STEP, RunSpec
 
 router = APIRouter(tags=["runs"], responses={422: {"model": ErrorOut}})
 
@@ -48,13 +49,23 @@ def create_run(run_id: RunId, spec: Annotated[RunSpec, validated(RunSpec)], runs
 
 @router.get("/runs/{run_id}", response_model=RunOut,
             responses={304: {"description": "If-None-Match matched the run's ETag"}, 404: {"model": ErrorOut}})
-def get_run(run_id: RunId, runs: RunsDep, request: Request, response: Response) -> Any:
+async def get_run(
+    run_id: RunId, runs: RunsDep, request: Request, response: Response,
+    wait_for_step: Annotated[int | None, Query(
+        ge=0, le=MAX_STEP, description="answer once the run has a report at this step or later, or after `wait` "
+                                       "seconds (a worker waiting for the chief's report)")] = None,
+    wait: Annotated[float, Query(gt=0, le=MAX_WAIT, description="seconds `wait_for_step` waits at most")]
+        = DEFAULT_WAIT,
+) -> Any:
     """The run, its spec, plateau state and revisions; 304 while `If-None-Match` matches its `ETag`.
 
     The ETag names this creation of the run and its version, so a run deleted and created again never
-    matches an ETag of its predecessor.
+    matches an ETag of its predecessor. With `wait_for_step`, the answer waits (see `lrserve.api.waits`);
+    `latest_step` tells whether the report came.
     """
-    view = runs.view(run_id)
+    view = await run_in_threadpool(runs.view, run_id)
+    if wait_for_step is not None:
+        view = await until_reported(runs, run_id, view, wait_for_step, wait)
     etag = f'"{view.record.seq}-{view.record.version}"'
     headers = {VERSION_HEADER: str(view.record.version), "ETag": etag}
     if request.headers.get("if-none-match") == etag:
