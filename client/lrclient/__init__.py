@@ -29,6 +29,8 @@ from ._exceptions import (
 )
 from ._rates import LearningRates
 from ._types import (
+    LrFinderPoint,
+    LrFinderResult,
     LrRange,
     ReportEntry,
     ReportOutcome,
@@ -47,6 +49,8 @@ __all__ = [
     "Conflict",
     "InvalidSpec",
     "LearningRates",
+    "LrFinderPoint",
+    "LrFinderResult",
     "LrRange",
     "LrserveError",
     "NotFound",

@@ -11,7 +11,7 @@ import httpx
 
 from . import _base
 from ._exceptions import TransportError
-from ._types import LrRange, ReportEntry, ReportOutcome, ReportPage, Revision, Run, RunPage, RunSummary
+from ._types import LrFinderResult, LrRange, ReportEntry, ReportOutcome, ReportPage, Revision, Run, RunPage, RunSummary
 
 T = TypeVar("T")
 
@@ -109,6 +109,13 @@ class AsyncClient(_base.BaseClient):
     async def lr_range(self, run_id: str, start: int, stop: int, every: int = 1) -> LrRange:
         """Learning rates of steps start, start+every, ... < stop in one request."""
         return await self._send(_base.lr_range(run_id, start, stop, every))
+
+    async def lr_finder(self, run_id: str, monitor: str = "loss", *, skip_begin: int = 10, skip_end: int = 1,
+                        beta: float = 0.98, early_stop_threshold: float | None = 4.0) -> LrFinderResult:
+        """The range test over the run's reports of `monitor` (PyTorch Lightning's `lr_find` rule): points,
+        `suggestion` and `diverged_at`. `early_stop_threshold=None` never stops early."""
+        return await self._send(_base.lr_finder(run_id, monitor, skip_begin=skip_begin, skip_end=skip_end,
+                                                beta=beta, early_stop_threshold=early_stop_threshold))
 
     # history
 

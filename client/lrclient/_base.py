@@ -29,6 +29,8 @@ from ._exceptions import (
     Unauthorized,
 )
 from ._types import (
+    LrFinderPoint,
+    LrFinderResult,
     LrRange,
     ReportEntry,
     ReportOutcome,
@@ -226,6 +228,14 @@ def lr(run_id: str, step: int) -> Call[float]:
 def lr_range(run_id: str, start: int, stop: int, every: int = 1) -> Call[LrRange]:
     return Call("GET", run_path(run_id, "lr", "range"), _parse_lr_range,
                 params={"start": start, "stop": stop, "every": every})
+
+
+def lr_finder(run_id: str, monitor: str = "loss", *, skip_begin: int = 10, skip_end: int = 1, beta: float = 0.98,
+              early_stop_threshold: float | None = 4.0) -> Call[LrFinderResult]:
+    threshold = "null" if early_stop_threshold is None else early_stop_threshold
+    return Call("GET", run_path(run_id, "lr-finder"), _parse_lr_finder,
+                params={"monitor": monitor, "skip_begin": skip_begin, "skip_end": skip_end, "beta": beta,
+                        "early_stop_threshold": threshold})
 
 
 def report(run_id: str, step: int, metrics: Mapping[str, float | int | str]) -> Call[ReportOutcome]:
@@ -432,6 +442,16 @@ def _parse_lr_range(response: httpx.Response) -> LrRange:
     body = response.json()
     return LrRange(run_id=body["run_id"], start=body["start"], stop=body["stop"], every=body["every"],
                    lr=tuple(map(float, body["lr"])), version=response_version(response))
+
+
+def _parse_lr_finder(response: httpx.Response) -> LrFinderResult:
+    body = response.json()
+    points = tuple(LrFinderPoint(step=p["step"], lr=float(p["lr"]), loss=decode_metric(p["loss"]),
+                                 smoothed=decode_metric(p["smoothed"])) for p in body["points"])
+    suggestion = body["suggestion"]
+    return LrFinderResult(run_id=body["run_id"], monitor=body["monitor"], points=points,
+                          suggestion=None if suggestion is None else float(suggestion),
+                          diverged_at=body["diverged_at"], version=response_version(response))
 
 
 def _parse_outcome(response: httpx.Response) -> ReportOutcome:

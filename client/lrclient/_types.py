@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "LrFinderPoint",
+    "LrFinderResult",
     "LrRange",
     "ReportEntry",
     "ReportOutcome",
@@ -142,3 +144,36 @@ class LrRange:
     def steps(self) -> range:
         """The steps the values belong to, in order."""
         return range(self.start, self.stop, self.every)
+
+
+@dataclass(frozen=True)
+class LrFinderPoint:
+    """One batch of a range test: the lr its step trained with, its loss and the smoothed loss (floats; NaN
+    and infinities as floats)."""
+
+    step: int
+    lr: float
+    loss: float
+    smoothed: float
+
+
+@dataclass(frozen=True)
+class LrFinderResult:
+    """A range test (PyTorch Lightning's `lr_find` rule): the points up to where the sweep stopped, the
+    suggested lr (None with too few points) and the step where the smoothed loss diverged (None if never)."""
+
+    run_id: str
+    monitor: str
+    points: tuple[LrFinderPoint, ...]
+    suggestion: float | None
+    diverged_at: int | None
+    version: int
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        return tuple(point.lr for point in self.points)
+
+    @property
+    def losses(self) -> tuple[float, ...]:
+        """The smoothed losses, the curve the suggestion is read from."""
+        return tuple(point.smoothed for point in self.points)

@@ -18,9 +18,11 @@ from keras.optimizers import schedules as keras_schedules
 from ._adapter import Metrics, OnError, Report
 from ._client import Client
 from ._follower import DEFAULT_CHIEF_TIMEOUT, RunFollower
+from ._range_test import Sweep
 from ._rates import LearningRates
+from ._types import LrFinderResult
 
-__all__ = ["LearningRateCallback", "schedule_spec"]
+__all__ = ["LearningRateCallback", "find_lr", "schedule_spec"]
 
 # The six built-in Keras schedules and the fields of their get_config() that the contract names alike.
 _KERAS_SCHEDULES: dict[type, tuple[str, tuple[str, ...]]] = {
@@ -254,3 +256,74 @@ class LearningRateCallback(keras.callbacks.Callback):
         self.learning_rate = lr
         if epoch is not None and self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: LearningRateCallback setting learning rate to {lr:.6g}.")
+
+
+def find_lr(
+    model: keras.Model,
+    x: Any,
+    y: Any = None,
+    *,
+    run_id: str,
+    base_url: str | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    batch_size: int = 32,
+    monitor: str = "loss",
+    report: Report = True,
+    skip_begin: int = 10,
+    skip_end: int = 1,
+    beta: float = 0.98,
+    early_stop_threshold: float | None = 4.0,
+    token: str | None = None,
+    client: Client | None = None,
+) -> LrFinderResult:
+    """The learning-rate range test (PyTorch Lightning's `lr_find` rule, computed by the service) on a
+    compiled model.
+
+    Creates run `run_id` with the exponential ramp from `start_lr` to `end_lr` over `num_steps` batches, trains
+    batch i (rows `i*batch_size ...` of `x` and `y`, numpy arrays, wrapping around) with `train_on_batch` at the
+    ramp's lr of step i, reports that batch's loss as `monitor`, stops early once the service sees the smoothed
+    loss diverge (checked every 10 batches) or the loss is not finite, then puts the weights and the optimizer's
+    variables back exactly as they were (an optimizer not built before is left built, with every variable
+    zero, as a fresh one starts) and returns the service's verdict: `result.suggestion` (None with too few
+    points), `result.points`, `result.diverged_at`.
+
+    Many workers can share one sweep: every process calling `find_lr` with the same `run_id` and ramp shares
+    the run. With `report=True` each reports its batch losses, which must then be the same (all-reduced)
+    values; with `report="chief"` only the chief (RANK 0, TF_CONFIG's chief, LOCAL_RANK 0) reports, and the
+    others wait for its reports of the steps they trained before reading the verdict.
+    """
+    optimizer = model.optimizer
+    if optimizer is None:
+        raise ValueError("find_lr needs a compiled model: call model.compile(optimizer=..., loss=...) first")
+    weights = [w.numpy().copy() for w in model.weights]
+    built = bool(optimizer.built)
+    optimizer_values = [v.numpy().copy() for v in optimizer.variables] if built else None
+    initial_lr = float(optimizer.learning_rate)
+    owned = client is None
+    client = Client(base_url, token=token) if client is None else client
+    try:
+        sweep = Sweep(client, run_id, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, monitor=monitor,
+                      report=report, finder_options={"skip_begin": skip_begin, "skip_end": skip_end, "beta": beta,
+                                                     "early_stop_threshold": early_stop_threshold})
+        rows = len(x)
+        for step in range(num_steps):
+            index = [(step * batch_size + i) % rows for i in range(batch_size)]
+            optimizer.learning_rate.assign(sweep.lrs[step])
+            loss = model.train_on_batch(x[index], None if y is None else y[index], return_dict=True)["loss"]
+            if not sweep.trained_step(step, float(loss)):
+                break
+        return sweep.final_result()
+    finally:
+        for variable, value in zip(model.weights, weights):
+            variable.assign(value)
+        if optimizer_values is not None:
+            for variable, value in zip(optimizer.variables, optimizer_values):
+                variable.assign(value)
+        elif optimizer.built:
+            for variable in optimizer.variables:
+                variable.assign(keras.ops.zeros_like(variable))
+        optimizer.learning_rate.assign(initial_lr)
+        if owned:
+            client.close()

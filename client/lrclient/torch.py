@@ -9,20 +9,24 @@ the run id and the position: the plateau state lives in the service, so a resume
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor
+from torch.nn import Module
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from ._adapter import Metrics, OnError, Report, named_metrics
 from ._client import Client
 from ._follower import DEFAULT_CHIEF_TIMEOUT, RunFollower
+from ._range_test import Sweep
 from ._rates import LearningRates
+from ._types import LrFinderResult
 
-__all__ = ["ServiceScheduler", "group_scales", "set_group_lrs"]
+__all__ = ["ServiceScheduler", "find_lr", "group_scales", "set_group_lrs"]
 
 
 def group_scales(optimizer: Optimizer, scales: Sequence[float] | None = None) -> list[float]:
@@ -212,3 +216,71 @@ def _is_scale(value: Any) -> bool:
 
 def _as_float(value: float | Tensor) -> float:
     return float(value.item()) if isinstance(value, Tensor) else float(value)
+
+
+def find_lr(
+    model: Module,
+    optimizer: Optimizer,
+    batches: Iterable[Any],
+    loss_fn: Callable[[Module, Any], Tensor],
+    *,
+    run_id: str,
+    base_url: str | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    monitor: str = "loss",
+    report: Report = True,
+    skip_begin: int = 10,
+    skip_end: int = 1,
+    beta: float = 0.98,
+    early_stop_threshold: float | None = 4.0,
+    token: str | None = None,
+    client: Client | None = None,
+) -> LrFinderResult:
+    """The learning-rate range test (PyTorch Lightning's `lr_find` rule, computed by the service).
+
+    Creates run `run_id` with the exponential ramp from `start_lr` to `end_lr` over `num_steps` batches, trains
+    one batch per step (`loss = loss_fn(model, batch)`, backward, `optimizer.step()`, each param group at the
+    ramp's lr scaled as `ServiceScheduler` scales groups), reports each batch's loss, stops early once the
+    service sees the smoothed loss diverge (checked every 10 batches) or the loss is not finite, then puts
+    the model's weights and the optimizer's state back exactly as they were and returns the service's
+    verdict: `result.suggestion` (None with too few points), `result.points`, `result.diverged_at`.
+    `batches` is iterated again from its start when it runs out (a DataLoader is a new epoch).
+    Several processes may share one sweep: see `report` in `lrclient.keras.find_lr`.
+    """
+    model_state = copy.deepcopy(model.state_dict())
+    optimizer_state = copy.deepcopy(optimizer.state_dict())
+    owned = client is None
+    client = Client(base_url, token=token) if client is None else client
+    try:
+        sweep = Sweep(client, run_id, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, monitor=monitor,
+                      report=report, finder_options={"skip_begin": skip_begin, "skip_end": skip_end, "beta": beta,
+                                                     "early_stop_threshold": early_stop_threshold})
+        scales = group_scales(optimizer)
+        model.train()
+        for step, batch in zip(range(num_steps), _cycled(batches)):
+            set_group_lrs(optimizer, sweep.lrs[step], scales)
+            optimizer.zero_grad()
+            loss = loss_fn(model, batch)
+            loss.backward()
+            optimizer.step()
+            if not sweep.trained_step(step, float(loss.detach())):
+                break
+        return sweep.final_result()
+    finally:
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optimizer_state)
+        if owned:
+            client.close()
+
+
+def _cycled(batches: Iterable[Any]) -> Iterator[Any]:
+    """The batches, again from the start each time they run out (stops if a pass yields none)."""
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            return

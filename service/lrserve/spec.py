@@ -151,12 +151,16 @@ class Report(_Body):
 
     def value(self, name: str) -> float | None:
         """The metric as a float (non-finite strings decoded), or None when it was not reported."""
-        raw = self.metrics.get(name)
-        return None if raw is None else float(raw.replace("Infinity", "inf")) if isinstance(raw, str) else float(raw)
+        return metric_value(self.metrics.get(name))
+
+
+def metric_value(raw: float | str | None) -> float | None:
+    """A stored metric value as a float ("NaN", "Infinity", "-Infinity" decoded), None for a missing one."""
+    return None if raw is None else float(raw.replace("Infinity", "inf")) if isinstance(raw, str) else float(raw)
 
 
 def valid_run_id(run_id: str) -> bool:
     return bool(_RUN_ID.match(run_id))
 
 
-__all__ = ["KerasPlateau", "TorchPlateau", "RunSpec", "Revision", "Rewind", "Report", "MAX_STEP", "valid_run_id"]
+__all__ = ["KerasPlateau", "TorchPlateau", "RunSpec", "Revision", "Rewind", "Report", "MAX_STEP", "metric_value", "valid_run_id"]

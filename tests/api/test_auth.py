@@ -42,6 +42,7 @@ ENDPOINTS = [
     pytest.param("GET", f"/runs/{RUN}/lr/range?start=0&stop=5", None, 200, id="lr-range"),
     pytest.param("POST", f"/runs/{RUN}/metrics", {"step": 0, "metrics": {"val_loss": 1.0}}, 200, id="report"),
     pytest.param("GET", f"/runs/{RUN}/metrics", None, 200, id="list-reports"),
+    pytest.param("GET", f"/runs/{RUN}/lr-finder?monitor=val_loss", None, 200, id="lr-finder"),
     pytest.param("POST", f"/runs/{RUN}/rewind", {"step": 0}, 200, id="rewind"),
     pytest.param("POST", f"/runs/{RUN}/revisions",
                  {"from_step": 100, "schedule": {"type": "constant", "learning_rate": 0.2}, "reason": "auth"}, 201,

@@ -15,7 +15,7 @@ from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
 from lrserve.api.observe import Observe
 from lrserve.api.ranges import RangeSlots
-from lrserve.api.routes import health, lr, operations, reports, runs
+from lrserve.api.routes import health, lr, lr_finder, operations, reports, runs
 from lrserve.api.shutdown import AnswerCutRequests
 from lrserve.api.telemetry import Telemetry
 from lrserve.logs import configure_logging
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(reports.router)
+    app.include_router(lr_finder.router)
     app.include_router(operations.router)
     app.openapi = lambda: app.openapi_schema or _with_body_schemas(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -102,3 +102,24 @@ class ReportList(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class LrFinderPoint(BaseModel):
+    """One batch of the sweep: its step, the lr it trained with, its loss and the smoothed loss (numbers, or
+    "NaN", "Infinity", "-Infinity")."""
+
+    step: int
+    lr: float
+    loss: float | str
+    smoothed: float | str
+
+
+class LrFinderOut(BaseModel):
+    """The range test: the points up to where the sweep stopped, the suggested lr (null with too few points),
+    and the step where the smoothed loss diverged (null if it never did)."""
+
+    run_id: str
+    monitor: str
+    points: list[LrFinderPoint]
+    suggestion: float | None
+    diverged_at: int | None
