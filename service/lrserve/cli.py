@@ -1,4 +1,5 @@
-"""The `lrserve` command: `serve`, `preview` and `openapi`. Parses arguments; the work happens elsewhere."""
+"""The `lrserve` command: `serve`, `preview` and `openapi`, and the commands for a running service
+(`runs`, `range`, `plot`, `diff`, in `cli_client`). Parses arguments; the work happens elsewhere."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lrserve.cli_args import at_least
+from lrserve.cli_client import add_client_commands
 from lrserve.settings import Settings, SettingsError, flags_as_env, masked_url
 
 
@@ -46,27 +48,15 @@ def _parser() -> argparse.ArgumentParser:
 
     preview = commands.add_parser("preview", help="print a spec's learning rates without a server")
     preview.add_argument("spec", type=Path, help="a JSON file with a run spec, or just a schedule")
-    preview.add_argument("--steps", type=_at_least(0), default=20, help="how many steps (default 20)")
-    preview.add_argument("--every", type=_at_least(1), default=1, help="print every K-th step (default 1)")
+    preview.add_argument("--steps", type=at_least(0), default=20, help="how many steps (default 20)")
+    preview.add_argument("--every", type=at_least(1), default=1, help="print every K-th step (default 1)")
     preview.set_defaults(handler=_preview)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document (regenerates openapi.json)")
     openapi.set_defaults(handler=_openapi)
+
+    add_client_commands(commands, server_installed=_server_installed)
     return parser
-
-
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= minimum, else argparse's one-line usage error and exit code 2."""
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum} (received {raw!r})")
-        return value
-
-    return parse
 
 
 def _server_installed(command: str) -> bool:
@@ -178,37 +168,15 @@ def _loopback(host: str) -> bool:
 def _preview(args: argparse.Namespace) -> int:
     if not _server_installed("preview"):
         return 2
-    from pydantic import ValidationError
-
-    from lrserve.errors import LrserveError, describe_errors
-    from lrserve.history import view_of
-    from lrserve.runs import range_steps
-    from lrserve.spec import RunSpec, check_finite
-    from lrserve.store import RunRecord, StoredRun
+    from lrserve.spec_file import SpecFileError, spec_file_lrs
 
     try:
-        document = json.loads(args.spec.read_text())
-        if isinstance(document, dict) and "schedule" not in document:
-            document = {"schedule": document}
-        spec = RunSpec.model_validate(document)
-        check_finite(spec.schedule)
-        view = view_of(StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at="")))
-        steps = range_steps(0, args.steps, args.every)
-        values = view.lrs(steps)
-    except OSError as error:
-        print(f"lrserve preview: cannot read {args.spec}: {error.strerror}", file=sys.stderr)
-        return 2
-    except json.JSONDecodeError as error:
-        print(f"lrserve preview: {args.spec} is not JSON: {error}", file=sys.stderr)
-        return 2
-    except ValidationError as error:
-        print(f"lrserve preview: invalid spec: {describe_errors(error.errors())}", file=sys.stderr)
-        return 2
-    except LrserveError as error:
+        steps, values = spec_file_lrs(args.spec, 0, args.steps, args.every)
+    except SpecFileError as error:
         print(f"lrserve preview: {error}", file=sys.stderr)
         return 2
     for step, value in zip(steps, values):
-        print(f"{int(step)}\t{float(value)!r}")
+        print(f"{step}\t{value!r}")
     return 0
 
 

@@ -11,6 +11,7 @@ from lrserve import __version__
 from lrserve.api import events
 from lrserve.api.auth import BearerTokenAuth
 from lrserve.api.bodies import add_body_schemas
+from lrserve.api.docs import declare_bearer_auth, install_docs
 from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
 from lrserve.api.observe import Observe
@@ -54,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             telemetry.close()
             events.stopped()
 
-    app = FastAPI(title="lrserve", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs from assets the service serves itself (no CDN); no ReDoc, whose page would load from one.
+    app = FastAPI(title="lrserve", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.telemetry = telemetry
     install_error_handlers(app)
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(lr_finder.router)
     app.include_router(operations.router)
+    install_docs(app)
     app.openapi = lambda: app.openapi_schema or _with_body_schemas(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.auth:
@@ -74,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _with_body_schemas(app: FastAPI) -> dict:
-    """The OpenAPI document, with the schemas of the bodies validated off the event loop."""
+    """The OpenAPI document, with the schemas of the bodies validated off the event loop and the bearer
+    token declared."""
     document = FastAPI.openapi(app)
-    app.openapi_schema = add_body_schemas(document, [RunSpec, Revision])
+    app.openapi_schema = declare_bearer_auth(add_body_schemas(document, [RunSpec, Revision]))
     return app.openapi_schema

@@ -1,9 +1,10 @@
 """Bearer-token auth as a pure ASGI middleware, installed only when LRSERVE_TOKEN is set.
 
-A middleware rather than a router dependency: it guards every path (the OpenAPI document and /docs
-included) in one place, so a new route cannot be left open, and it costs nothing at all when no token
-is configured. Tokens of LRSERVE_TOKEN may do everything; tokens of LRSERVE_READ_TOKEN may only read
-(GET, HEAD). Only the health probes are open.
+A middleware rather than a router dependency: it guards every path in one place, so a new route cannot
+be left open, and it costs nothing at all when no token is configured. Tokens of LRSERVE_TOKEN may do
+everything; tokens of LRSERVE_READ_TOKEN may only read (GET, HEAD). Open: the health probes, and the
+API's description (the OpenAPI document, the /docs page and its assets), which holds no data: it is
+the public contract, and the /docs page must load before anyone can type a token into it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs"})
+OPEN_PREFIXES = ("/docs/static/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -24,7 +26,7 @@ class BearerTokenAuth:
         self.read_tokens = tuple(token.encode() for token in read_tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or _open(scope["path"]):
             await self.app(scope, receive, send)
             return
         sent = _bearer(scope)
@@ -40,6 +42,10 @@ class BearerTokenAuth:
             return
         await _refuse(send, 401, "missing or wrong token: send the header 'Authorization: Bearer <token>' "
                                  "with a token of LRSERVE_TOKEN (or, to read only, of LRSERVE_READ_TOKEN)")
+
+
+def _open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def _bearer(scope: Scope) -> bytes | None:

@@ -1,0 +1,44 @@
+"""A spec file's learning rates without a server: what `lrserve preview` prints and `lrserve plot SPEC.json`
+draws, computed by the very code a run of that spec is served with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class SpecFileError(Exception):
+    """The file cannot be read, is not JSON, or holds no valid spec: the message says which, in one line."""
+
+
+def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[int], list[float]]:
+    """The steps start, start+every, ... < stop and their lrs, for the run spec (or bare schedule) in `path`.
+
+    Needs the `server` extra (pydantic, numpy): the caller checks that it is installed.
+    """
+    from pydantic import ValidationError
+
+    from lrserve.errors import LrserveError, describe_errors
+    from lrserve.history import view_of
+    from lrserve.runs import range_steps
+    from lrserve.spec import RunSpec, check_finite
+    from lrserve.store import RunRecord, StoredRun
+
+    try:
+        document = json.loads(path.read_text())
+        if isinstance(document, dict) and "schedule" not in document:
+            document = {"schedule": document}
+        spec = RunSpec.model_validate(document)
+        check_finite(spec.schedule)
+        view = view_of(StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at="")))
+        steps = range_steps(start, stop, every)
+        values = view.lrs(steps)
+    except OSError as error:
+        raise SpecFileError(f"cannot read {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise SpecFileError(f"{path} is not JSON: {error}") from None
+    except ValidationError as error:
+        raise SpecFileError(f"invalid spec: {describe_errors(error.errors())}") from None
+    except LrserveError as error:
+        raise SpecFileError(str(error)) from None
+    return [int(step) for step in steps], [float(value) for value in values]
