@@ -1,5 +1,5 @@
 """Auth: with LRSERVE_TOKEN set, every endpoint but /healthz and /readyz needs `Authorization: Bearer <token>`;
-the API's description (/openapi.json, the /docs page and its assets under /docs/static/) is open: it holds no data.
+the /docs page and its assets under /docs/static/ are open (they hold no data; /openapi.json stays guarded).
 
 LRSERVE_TOKEN may list several tokens (rotation), LRSERVE_READ_TOKEN tokens that may only read; surrounding
 whitespace is ignored, and a variable set but empty makes the service refuse to start.
@@ -26,7 +26,7 @@ from ._helpers import HALVING_PLATEAU, Server, free_port, running_server
 TOKEN = "s3cret-t0ken"
 OLD_TOKEN = "0ld-t0ken"
 READER = "read-0nly"
-OPEN = {"/healthz", "/readyz", "/openapi.json", "/docs"}
+OPEN = {"/healthz", "/readyz", "/docs"}
 RUN = "guarded-run"
 DOOMED = "guarded-doomed"
 GOOD = {"Authorization": f"Bearer {TOKEN}"}
@@ -148,7 +148,7 @@ def test_the_generated_route_list_covers_the_api() -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), every_route())
-def test_every_route_but_the_probes_and_the_api_description_needs_a_token(guarded: Server, method: str, path: str) -> None:
+def test_every_route_but_the_probes_and_the_docs_page_needs_a_token(guarded: Server, method: str, path: str) -> None:
     response = send(guarded, method, path, None, {})
 
     assert response.status_code == (200 if path in OPEN else 401), response.text

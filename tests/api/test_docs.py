@@ -1,5 +1,6 @@
-"""/docs works offline and with auth on: the page and its assets come from the service itself, need no
-token, and the OpenAPI document declares the bearer scheme the page's "Authorize" button fills in."""
+"""/docs works offline and with auth on: the page and its assets come from the service itself and need no
+token; the OpenAPI document stays guarded, so the page asks for the token before fetching it, and the
+document declares the bearer scheme the page sends it with. (tests/ui/ opens the page in a real browser.)"""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def test_the_docs_page_loads_only_from_the_service_without_a_token(
     assert re.findall(r"https?://", page.text) == [], "the page names another host: it would not load offline"
     found = page_references(page.text)
     assert any(u.endswith(".js") for u in found.urls) and any(u.endswith(".css") for u in found.urls)
-    assert "url: '/openapi.json'" in "".join(found.scripts)
+    script = "".join(found.scripts)
+    assert 'const OPENAPI_URL = "/openapi.json"' in script and "sessionStorage" in script
     for url in found.urls:
         assert not urlsplit(url).netloc and url.startswith("/docs/static/"), url
         asset = httpx.get(served.url + url, timeout=10)
@@ -84,8 +86,9 @@ def test_the_swagger_bundle_is_the_real_one(guarded: Server) -> None:
     assert "SwaggerUIBundle" in bundle.text and len(bundle.content) > 1_000_000
 
 
-def test_with_a_token_set_the_openapi_document_is_open_and_declares_the_bearer_scheme(guarded: Server) -> None:
-    served = httpx.get(f"{guarded.url}/openapi.json", timeout=10)
+def test_with_a_token_set_the_openapi_document_needs_it_and_declares_the_bearer_scheme(guarded: Server) -> None:
+    assert httpx.get(f"{guarded.url}/openapi.json", timeout=10).status_code == 401
+    served = httpx.get(f"{guarded.url}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
 
     assert served.status_code == 200
     document = served.json()

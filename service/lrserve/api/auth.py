@@ -3,8 +3,8 @@
 A middleware rather than a router dependency: it guards every path in one place, so a new route cannot
 be left open, and it costs nothing at all when no token is configured. Tokens of LRSERVE_TOKEN may do
 everything; tokens of LRSERVE_READ_TOKEN may only read (GET, HEAD). Open: the health probes, and the
-API's description (the OpenAPI document, the /docs page and its assets), which holds no data: it is
-the public contract, and the /docs page must load before anyone can type a token into it.
+/docs page with its assets, which hold no data (the page asks for the token before it fetches the
+OpenAPI document, which stays guarded).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs"})
 OPEN_PREFIXES = ("/docs/static/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
 
