@@ -28,6 +28,22 @@ def unreachable(client: Client, run_id: str, doing: str, error: Exception) -> Se
     )
 
 
+MOMENTUM_CYCLING = ("one_cycle", "cyclic")
+
+
+def cycles_momentum(run: Run) -> bool:
+    """Whether a schedule of the run (its spec's or a revision's, nested ones included) cycles momentum:
+    a `one_cycle` or `cyclic` without `cycle_momentum: false`."""
+    def cycles(schedule: Any) -> bool:
+        if not isinstance(schedule, Mapping):
+            return False
+        if schedule.get("type") in MOMENTUM_CYCLING and schedule.get("cycle_momentum", True):
+            return True
+        return any(cycles(child) for child in schedule.get("schedules") or ())
+
+    return cycles(run.spec.get("schedule")) or any(cycles(r.schedule) for r in run.revisions)
+
+
 def check_choices(report: object, on_error: object, metrics: object = None) -> None:
     if report not in (True, False, "chief") or isinstance(report, int) and not isinstance(report, bool):
         raise ValueError(f'report must be True, False or "chief". Received: report={report!r}')

@@ -225,6 +225,11 @@ def lr(run_id: str, step: int) -> Call[float]:
     return Call("GET", run_path(run_id, "lr"), _parse_lr, params={"step": step})
 
 
+def lr_point(run_id: str, step: int) -> Call[tuple[float, float | None]]:
+    """The lr of `step` and its momentum (None unless the schedule in effect cycles it)."""
+    return Call("GET", run_path(run_id, "lr"), _parse_lr_point, params={"step": step})
+
+
 def lr_range(run_id: str, start: int, stop: int, every: int = 1) -> Call[LrRange]:
     return Call("GET", run_path(run_id, "lr", "range"), _parse_lr_range,
                 params={"start": start, "stop": stop, "every": every})
@@ -438,10 +443,18 @@ def _parse_lr(response: httpx.Response) -> float:
     return float(response.json()["lr"])
 
 
+def _parse_lr_point(response: httpx.Response) -> tuple[float, float | None]:
+    body = response.json()
+    momentum = body.get("momentum")
+    return float(body["lr"]), None if momentum is None else float(momentum)
+
+
 def _parse_lr_range(response: httpx.Response) -> LrRange:
     body = response.json()
+    momentum = body.get("momentum")
     return LrRange(run_id=body["run_id"], start=body["start"], stop=body["stop"], every=body["every"],
-                   lr=tuple(map(float, body["lr"])), version=response_version(response))
+                   lr=tuple(map(float, body["lr"])), version=response_version(response),
+                   momentum=None if momentum is None else tuple(None if m is None else float(m) for m in momentum))
 
 
 def _parse_lr_finder(response: httpx.Response) -> LrFinderResult:

@@ -33,6 +33,7 @@ from ._adapter import (
     OnError,
     Report,
     check_choices,
+    cycles_momentum,
     open_run,
     reports_here,
     select_metrics,
@@ -175,6 +176,16 @@ class RunFollower:
                 return self.last_lr
         self.last_lr = self.rates.lr(step)
         return self.last_lr
+
+    def momentum(self, step: int) -> float | None:
+        """The momentum of `step` (None: the schedule in effect leaves the optimizer's alone). Call it after
+        `lr(step)`, whose request brought it: no request of its own, as reports never change a momentum."""
+        return self.rates.momentum(step)
+
+    @property
+    def cycles_momentum(self) -> bool:
+        """Whether the run's schedule or a revision cycles momentum (a `one_cycle` or `cyclic` in it)."""
+        return cycles_momentum(self.run)
 
     def report(self, step: int, metrics: Mapping[str, Any]) -> ReportOutcome | None:
         """The metrics measured at the end of `step`: report the chosen ones (see `metrics`), or, in a worker

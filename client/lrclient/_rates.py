@@ -14,6 +14,7 @@ What makes a cached value safe to reuse comes from the contract:
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from array import array
@@ -69,7 +70,9 @@ class LearningRates:
         self.requests = 0
         self._run: Run | None = run  # the run as of the last sync; every cached value holds for it
         self._cache = _Blocks()
+        self._momenta = _Blocks()  # NaN: the schedule in effect sets no momentum. Reports never change these.
         self._last_lr: float | None = None
+        self._last_momentum: float | None = None
         self._failed_at: float | None = None  # monotonic time of the last failure, while in an outage
         self._warned = False
 
@@ -108,13 +111,32 @@ class LearningRates:
             if self.on_error == "last" and self._last_lr is not None and self._resting():
                 return self._last_lr
             try:
-                cached = self._fetch(step)
+                cached, _ = self._fetch(step)
             except LrserveError as error:
                 if not _base.is_outage(error):
                     raise
                 return self._fallback(error)
         self._last_lr = cached
         return cached
+
+    def momentum(self, step: int) -> float | None:
+        """The momentum of `step`, None where the schedule in effect sets none: from the cache `lr(step)` filled
+        (reports never change a momentum), else one request. In an outage, as `lr` (the last one returned)."""
+        cached = self._momenta.get(step)
+        if cached is None:
+            if self.on_error == "last" and self._last_lr is not None and self._resting():
+                return self._last_momentum
+            try:
+                _, momentum = self._fetch(step)
+            except LrserveError as error:
+                if not _base.is_outage(error):
+                    raise
+                self._fallback(error)
+                return self._last_momentum
+        else:
+            momentum = None if math.isnan(cached) else cached
+        self._last_momentum = momentum
+        return momentum
 
     def report(self, step: int, metrics: Mapping[str, float | int | str]) -> ReportOutcome:
         """Report metrics measured at the end of `step`; steps <= `step` become settled."""
@@ -183,7 +205,8 @@ class LearningRates:
         assert self._run is not None
         return self._run
 
-    def _fetch(self, step: int) -> float:
+    def _fetch(self, step: int) -> tuple[float, float | None]:
+        """The lr and momentum of `step`, caching those of the horizon from it when the run has not moved."""
         run = self._synced()
         horizon = self.horizon or (1 if run.step_unit == "epoch" else BATCH_HORIZON)
         stop = max(step + 1, min(step + horizon, step + MAX_RANGE_VALUES, MAX_STEP + 1))
@@ -194,22 +217,27 @@ class LearningRates:
                 raise
             # The step is fine but a later one of the horizon is not (e.g. past a recursive
             # expression's last step): ask for this one alone, and the service says which.
-            return self._send(_base.lr(self.run_id, step))
+            return self._send(_base.lr_point(self.run_id, step))
         if fetched.version != run.version:
             self.refresh()  # the run moved since our last sync: learn how before caching anything
+        momenta = fetched.momentum or (None,) * len(fetched.lr)
         if self._run is not None and fetched.version == self._run.version:
             self._cache.put(step, fetched.lr)
-        return fetched.lr[0]
+            self._momenta.put(step, [math.nan if m is None else m for m in momenta])
+        return fetched.lr[0], momenta[0]
 
     def _apply(self, new: Run) -> None:
         """Adopt a newer run body, keeping only the cached values it cannot have changed."""
         old, self._run = self._run, new
         if old is None or new.created_at != old.created_at or new.version < old.version:
             self._cache.clear()  # first sync, or the run was deleted and created again
+            self._momenta.clear()
             return
         if new.version == old.version:
             return  # nothing was written since what we hold
         revised = len(new.revisions) != len(old.revisions)
+        if revised:
+            self._momenta.clear()  # only a revision changes a momentum (rare: start again)
         if new.plateau is None and not revised:
             return  # without a tracker only a revision changes an lr
         rewound = new.version - old.version != (new.reports - old.reports) + (len(new.revisions) - len(old.revisions))

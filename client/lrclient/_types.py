@@ -139,6 +139,9 @@ class LrRange:
     every: int
     lr: tuple[float, ...]
     version: int
+    momentum: tuple[float | None, ...] | None = None
+    """The same steps' momentum (None where the schedule in effect sets none), or None when no schedule of the
+    run cycles momentum."""
 
     @property
     def steps(self) -> range:

@@ -3,12 +3,16 @@
 It replaces `LearningRateScheduler(fn)` + `ReduceLROnPlateau(...)`: the service holds the schedule
 and the plateau tracker, every worker reads the same lr, and the plateau decision is taken once.
 Works on every Keras 3 backend (it only sets `optimizer.learning_rate` and reads
-`optimizer.iterations`).
+`optimizer.iterations`). Where the run cycles momentum (`one_cycle`, `cyclic`), it also sets the optimizer's
+`momentum` (SGD, RMSprop) or `beta_1` (Adam-style) per step, on the torch backend without `jit_compile`:
+those are Python floats that a compiled train step (TensorFlow, JAX, jit) reads once, so there it warns once
+and leaves them alone.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -103,6 +107,31 @@ def _check_settable(optimizer: Any) -> None:
             )
 
 
+def _momentum_attribute(optimizer: Any) -> str | None:
+    """The optimizer's attribute that PyTorch's `momentum` / `betas[0]` corresponds to, if it has one."""
+    for name in ("beta_1", "momentum"):
+        if isinstance(getattr(optimizer, name, None), (int, float)) and not isinstance(getattr(optimizer, name), bool):
+            return name
+    return None
+
+
+def _why_momentum_is_fixed(model: Any) -> str | None:
+    """Why the run's momentum cannot be applied to this model's optimizers per step, or None when it can."""
+    if keras.backend.backend() != "torch" or getattr(model, "jit_compile", False):
+        jit = " with jit_compile" if getattr(model, "jit_compile", False) else ""
+        return (f"on the {keras.backend.backend()} backend{jit} the "
+                "compiled train step reads the optimizer's momentum once, so setting it per step has no effect "
+                "(use the torch backend without jit_compile to cycle it)")
+    for optimizer in _optimizers(model.optimizer):
+        name = _momentum_attribute(optimizer)
+        if name is None:
+            return f"{type(optimizer).__name__} has neither `momentum` nor `beta_1`"
+        if name == "momentum" and getattr(optimizer, name) == 0:
+            return (f"{type(optimizer).__name__} was built with momentum=0, so it keeps no velocity; give it a "
+                    "momentum > 0 (e.g. SGD(learning_rate, momentum=0.9)) to let the run cycle it")
+    return None
+
+
 def _closing_on_error(hook: Callable[..., None]) -> Callable[..., None]:
     """A training event that closes the callback's own client when it stops training."""
 
@@ -172,7 +201,9 @@ class LearningRateCallback(keras.callbacks.Callback):
                                     chief_timeout=chief_timeout, validation_prefix="val_", resume=self._resume)
         self.verbose = verbose
         self.learning_rate: float | None = None  # the lr set last
+        self.momentum: float | None = None  # the momentum set last (None: the optimizer's own)
         self._started = False
+        self._momentum_fixed: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -199,8 +230,10 @@ class LearningRateCallback(keras.callbacks.Callback):
         params = self.params or {}
         # (opening closes a previous fit's client, which never reached on_train_end if that fit raised)
         self.follower.open(epochs=params.get("epochs"), steps_per_epoch=params.get("steps"))
-        self.learning_rate = None
+        self.learning_rate = self.momentum = None
         self._started = False
+        self._momentum_fixed = _why_momentum_is_fixed(self.model)
+        self._warned_momentum = False
 
     @_closing_on_error
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -214,11 +247,14 @@ class LearningRateCallback(keras.callbacks.Callback):
             self._started = True
         if self.step_unit == "epoch":
             self._set(self.follower.lr(epoch), epoch)
+            self._set_momentum(self.follower.momentum(epoch))
 
     @_closing_on_error
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self.step_unit == "batch":
-            self._set(self.follower.lr(self._epoch_start + batch), None)
+            step = self._epoch_start + batch
+            self._set(self.follower.lr(step), None)
+            self._set_momentum(self.follower.momentum(step))
 
     @_closing_on_error
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -257,6 +293,20 @@ class LearningRateCallback(keras.callbacks.Callback):
         if epoch is not None and self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: LearningRateCallback setting learning rate to {lr:.6g}.")
 
+    def _set_momentum(self, momentum: float | None) -> None:
+        """Set the run's momentum (as PyTorch's OneCycleLR/CyclicLR set it) where it can, else warn once."""
+        if momentum is None or momentum == self.momentum:
+            return
+        if self._momentum_fixed is not None:
+            if not self._warned_momentum:
+                self._warned_momentum = True
+                warnings.warn(f"lrserve run '{self.run_id}' cycles momentum, but LearningRateCallback cannot set it: "
+                              f"{self._momentum_fixed}. Training goes on with the optimizer's own momentum.",
+                              UserWarning, stacklevel=3)
+            return
+        for optimizer in _optimizers(self.model.optimizer):
+            setattr(optimizer, _momentum_attribute(optimizer), momentum)
+        self.momentum = momentum
 
 def find_lr(
     model: keras.Model,

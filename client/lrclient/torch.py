@@ -3,8 +3,10 @@
 It is used like any `torch.optim.lr_scheduler` scheduler, and like `ReduceLROnPlateau` for the
 reports: construction sets the lr of step 0, `step()` moves to the next step, `step(metrics)` first
 reports the metrics measured at the end of the current step. Each param group gets the run's lr
-scaled as a torch scheduler scales it (from the group's own initial lr). Its `state_dict()` is only
-the run id and the position: the plateau state lives in the service, so a resumed job needs nothing else.
+scaled as a torch scheduler scales it (from the group's own initial lr). Where the run cycles momentum
+(`one_cycle`, `cyclic`), every group's momentum is set as `OneCycleLR` / `CyclicLR` set it: `betas[0]` for
+an optimizer with `betas` (Adam-style), else `momentum`. Its `state_dict()` is only the run id and the
+position: the plateau state lives in the service, so a resumed job needs nothing else.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ._range_test import Sweep
 from ._rates import LearningRates
 from ._types import LrFinderResult
 
-__all__ = ["ServiceScheduler", "find_lr", "group_scales", "set_group_lrs"]
+__all__ = ["ServiceScheduler", "find_lr", "group_scales", "momentum_key", "set_group_lrs", "set_group_momentum"]
 
 
 def group_scales(optimizer: Optimizer, scales: Sequence[float] | None = None) -> list[float]:
@@ -65,6 +67,23 @@ def set_group_lrs(optimizer: Optimizer, lr: float, scales: Sequence[float]) -> l
     return values
 
 
+def momentum_key(optimizer: Optimizer) -> str | None:
+    """Where the optimizer keeps its momentum, as PyTorch's cycling schedulers decide: "betas" (its first
+    entry, Adam-style) when the optimizer's defaults have betas, else "momentum", else None (neither)."""
+    if "betas" in optimizer.defaults:
+        return "betas"
+    return "momentum" if "momentum" in optimizer.defaults else None
+
+
+def set_group_momentum(optimizer: Optimizer, momentum: float, key: str) -> None:
+    """Set every group's momentum (`key` "momentum") or `betas[0]` (`key` "betas") to `momentum`."""
+    for group in optimizer.param_groups:
+        if key == "betas":
+            group["betas"] = (momentum, *group["betas"][1:])
+        else:
+            group["momentum"] = momentum
+
+
 class ServiceScheduler(LRScheduler):
     """Set every param group's lr from an lrserve run, one step at a time.
 
@@ -88,6 +107,10 @@ class ServiceScheduler(LRScheduler):
         metrics: what a dict passed to `step`/`report` sends: everything (the default), or a list of names.
         scales: one multiple of the run's lr per param group; default `initial_lr_i / initial_lr_0`.
         start_step: the step whose lr construction sets (a resume without `load_state_dict`).
+
+    Where the run cycles momentum, each step also sets every group's `momentum` (or `betas[0]`), exactly as
+    `OneCycleLR` / `CyclicLR` would; a `ValueError` at construction (or at the step where a revision starts
+    cycling it) when the optimizer has neither, as PyTorch raises.
 
     Raises `lrclient.ReportsAhead` at the first `optimizer.step()` when this process reports and the
     run already has reports at the current step or after it (a script run again; a resume whose
@@ -122,6 +145,9 @@ class ServiceScheduler(LRScheduler):
                                     on_error=on_error, metrics=metrics, is_chief=is_chief,
                                     chief_timeout=chief_timeout, resume=_resume)
         self.follower.open(horizon=horizon)
+        self.momentum_key = momentum_key(optimizer)
+        if self.follower.cycles_momentum:
+            self._check_momentum()
         self._step_count = 1
         self.last_epoch = start_step  # the step whose lr is set, as torch schedulers count
         self._before_training = optimizer.register_step_pre_hook(self._check_start)
@@ -197,6 +223,19 @@ class ServiceScheduler(LRScheduler):
 
     def _apply(self) -> None:
         self._last_lr = set_group_lrs(self.optimizer, self.follower.lr(self.last_epoch), self.scales)
+        momentum = self.follower.momentum(self.last_epoch)
+        if momentum is not None:
+            set_group_momentum(self.optimizer, momentum, self._check_momentum())
+
+    def _check_momentum(self) -> str:
+        if self.momentum_key is None:
+            raise ValueError(
+                f"Run '{self.run_id}' cycles momentum (a one_cycle or cyclic schedule), but "
+                f"{type(self.optimizer).__name__} has neither `momentum` nor `betas` to set, as PyTorch's "
+                "OneCycleLR/CyclicLR require. Use an optimizer with momentum (SGD) or betas (Adam, AdamW), or "
+                "set \"cycle_momentum\": false in the run's schedule."
+            )
+        return self.momentum_key
 
     def _check_start(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         """Before the first optimizer step (after any `load_state_dict`): fail early on a re-run."""

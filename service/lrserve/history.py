@@ -25,7 +25,7 @@ from lrserve.plateau import KerasPlateau, TorchPlateau, TrackerState, advance
 from lrserve.schedules import ScheduleAdapter, ScheduleFn
 from lrserve.schedules.base import STORED
 from lrserve.schedules.expression import ExpressionError, check_recursive_cost
-from lrserve.schedules.join import join
+from lrserve.schedules.join import join, join_momentum
 from lrserve.spec import MAX_STEP, Report, Revision, RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp, StoredRun
 
@@ -46,6 +46,9 @@ class RunView:
     reports: tuple[ReportRecord, ...]
     reduction_steps: np.ndarray
     state: TrackerState | None
+    momentum: ScheduleFn | None = None
+    """The momentum of each step (NaN where the schedule in effect sets none); None when no schedule of the
+    run cycles momentum."""
     memo_key: int = field(default_factory=MEMO.new_key, compare=False, init=False)
 
     @property
@@ -108,6 +111,17 @@ class RunView:
                 return float(self.lrs(np.array([step], dtype=np.float64))[0])
             MEMO.put(self.memo_key, index, block)
         return float(block[offset])
+
+    def momentums(self, steps: np.ndarray) -> np.ndarray | None:
+        """The momentum of `steps` (NaN where the schedule in effect sets none), or None for a run without any."""
+        return None if self.momentum is None else self.momentum(steps)
+
+    def momentum_at(self, step: int) -> float | None:
+        """One step's momentum, or None where the schedule in effect sets none."""
+        if self.momentum is None:
+            return None
+        value = float(self.momentum(np.array([step], dtype=np.float64))[0])
+        return None if np.isnan(value) else value
 
     # -- reports -------------------------------------------------------------------------------
 
@@ -203,7 +217,8 @@ class RunView:
         )
         revisions = (*self.revisions, record)
         return record, replace(self, record=_bumped(self.record), revisions=revisions,
-                               schedule=schedule_with_revisions(self.spec, revisions))
+                               schedule=schedule_with_revisions(self.spec, revisions),
+                               momentum=momentum_with_revisions(self.spec, revisions))
 
     def _lr_alone(self, step: int) -> float:
         """One step's lr without filling the memo (for a view about to be replaced)."""
@@ -232,6 +247,14 @@ def schedule_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]
     return join([spec.schedule.build(), *later], [r.from_step for r in revisions])
 
 
+def momentum_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn | None:
+    """The momentum joined like the lr: the spec's schedule, then each revision's from its `from_step` on."""
+    if not revisions:
+        return spec.schedule.momentum()
+    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).momentum() for r in revisions]
+    return join_momentum([spec.schedule.momentum(), *later], [r.from_step for r in revisions])
+
+
 def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord, ...],
               reports: tuple[ReportRecord, ...]) -> RunView:
     """The stored reports already carry each outcome, so nothing is replayed."""
@@ -239,6 +262,7 @@ def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord,
         record=record,
         spec=spec,
         schedule=schedule_with_revisions(spec, revisions),
+        momentum=momentum_with_revisions(spec, revisions),
         revisions=revisions,
         reports=reports,
         reduction_steps=np.array([r.step for r in reports if r.reduced], dtype=np.float64),

@@ -8,7 +8,7 @@ import pytest
 
 TYPES = ("constant, exponential_decay, inverse_time_decay, polynomial_decay, piecewise_constant, cosine_decay, "
          "cosine_decay_restarts, step_decay, multistep_decay, linear, one_cycle, cyclic, inverse_sqrt, "
-         "warmup_stable_decay, sequence, expression")
+         "warmup_stable_decay, sequence, product, expression")
 JSON = {"content-type": "application/json"}
 
 

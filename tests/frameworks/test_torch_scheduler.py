@@ -249,7 +249,8 @@ def test_three_param_groups_follow_multistep_lr_at_every_batch(
 def test_explicit_scales_follow_one_cycle_with_a_max_lr_per_group(
     server: Server, client: lrclient.Client, run_id: str
 ) -> None:
-    spec = {"schedule": {"type": "one_cycle", "max_lr": 0.05, "total_steps": 48}, "step_unit": "batch"}
+    spec = {"schedule": {"type": "one_cycle", "max_lr": 0.05, "total_steps": 48, "cycle_momentum": False},
+            "step_unit": "batch"}
     data, model = regression(2), tiny_model()
     twin = copy.deepcopy(model)
     optimizer, twin_optimizer = sgd(model, [0.01] * 3), sgd(twin, [0.01] * 3)

@@ -44,6 +44,12 @@ def lrs_of_chunk(view: RunView, start: int, first: int, count: int, every: int) 
     return view.lrs(start + every * np.arange(first, first + n, dtype=np.float64))
 
 
+def momentums_of_chunk(view: RunView, start: int, first: int, count: int, every: int) -> np.ndarray:
+    """The momentum of the same steps as `lrs_of_chunk` (NaN, sent as null, where none); the run has some."""
+    n = min(CHUNK, count - first)
+    return view.momentum(start + every * np.arange(first, first + n, dtype=np.float64))
+
+
 def check_range(view: RunView, start: int, count: int, every: int) -> None:
     for first in range(0, count, CHUNK):
         lrs_of_chunk(view, start, first, count, every)
@@ -51,7 +57,8 @@ def check_range(view: RunView, start: int, count: int, every: int) -> None:
 
 async def stream_range(slots: RangeSlots, view: RunView, head: dict, start: int, count: int, every: int,
                        headers: dict[str, str]) -> StreamingResponse:
-    """The answer `{**head, "lr": [...]}`, checked, then computed off the event loop and sent in chunks."""
+    """The answer `{**head, "lr": [...]}` (and `"momentum": [...]` for a run that cycles momentum), checked,
+    then computed off the event loop and sent in chunks."""
     await slots.acquire()
     try:
         await run_in_threadpool(check_range, view, start, count, every)
@@ -63,6 +70,11 @@ async def stream_range(slots: RangeSlots, view: RunView, head: dict, start: int,
         for first in range(0, count, CHUNK):
             values = await run_in_threadpool(lrs_of_chunk, view, start, first, count, every)
             yield (b"," if first else b"") + orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
+        if view.momentum is not None:
+            yield b'],"momentum":['
+            for first in range(0, count, CHUNK):
+                values = await run_in_threadpool(momentums_of_chunk, view, start, first, count, every)
+                yield (b"," if first else b"") + orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1]
         yield b"]}"
 
     return StreamingResponse(body(), media_type="application/json", headers=headers)

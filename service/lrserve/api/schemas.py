@@ -61,9 +61,12 @@ class RunList(BaseModel):
 
 
 class LrOut(BaseModel):
+    """`momentum`: the step's momentum when the schedule in effect cycles it (`one_cycle`, `cyclic`), else null."""
+
     run_id: str
     step: int
     lr: float
+    momentum: float | None = None
 
 
 class LrRangeOut(BaseModel):
@@ -72,6 +75,8 @@ class LrRangeOut(BaseModel):
     stop: int
     every: int
     lr: list[float]
+    momentum: list[float | None] | None = None
+    """Present only for a run whose schedules cycle momentum: null where the schedule in effect does not."""
 
 
 class ReportOutcome(BaseModel):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 ScheduleFn = Callable[[np.ndarray], np.ndarray]
 """Maps an array of steps (float64, whole numbers >= 0) to the learning rates of those steps (float64)."""
@@ -28,8 +28,31 @@ class ScheduleModel(BaseModel):
 
     type: str
 
+    ADDITIONS: ClassVar[tuple[str, ...]] = ()
+    """Parameters added after runs were first stored with this type. They are left out of the dump while they
+    hold their default, so that a spec stored before they existed and the same body sent again are one spec
+    (`RunSpec.canonical`), and an old stored spec reads back as it was stored."""
+
+    @model_serializer(mode="wrap")
+    def _without_default_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        fields = type(self).model_fields
+        for name in self.ADDITIONS:
+            if getattr(self, name) == fields[name].default:
+                data.pop(name, None)
+        return data
+
     def build(self) -> ScheduleFn:
         raise NotImplementedError
+
+    def momentum(self) -> ScheduleFn | None:
+        """The momentum of each step (as PyTorch's cycling schedulers set it), or None: this schedule leaves the
+        optimizer's momentum alone."""
+        return None
+
+    def depth(self) -> int:
+        """How many compound schedules (`sequence`, `product`) nest here, this one included."""
+        return 0
 
     def is_recursive(self) -> bool:
         """True when lr(n) depends on lr(n-1), so steps must be computed in order."""

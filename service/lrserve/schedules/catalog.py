@@ -1,4 +1,4 @@
-"""The union of every schedule type, discriminated on `type`, and `sequence`, which nests it."""
+"""The union of every schedule type, discriminated on `type`, and `sequence` and `product`, which nest it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationInfo, model_validator
 from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing, stored
 from lrserve.schedules.expression import Expression, check_recursive_cost
 from lrserve.schedules.hf_style import InverseSqrt, WarmupStableDecay
-from lrserve.schedules.join import join
+from lrserve.schedules.join import join, join_momentum, product
 from lrserve.schedules.keras_style import (
     CosineDecay,
     CosineDecayRestarts,
@@ -22,7 +22,14 @@ from lrserve.schedules.optax_style import Constant, Linear
 from lrserve.schedules.torch_style import Cyclic, MultiStepDecay, OneCycle, StepDecay
 
 MAX_SEQUENCE_DEPTH = 8
+"""How deep `sequence` and `product` schedules may nest in one another."""
 MAX_SEQUENCE_LENGTH = 64
+"""The most children of one `sequence` or `product`."""
+
+
+def _check_depth(compound: Sequence | Product) -> None:
+    if compound.depth() > MAX_SEQUENCE_DEPTH:
+        raise ValueError(f"sequence and product schedules may nest at most {MAX_SEQUENCE_DEPTH} levels deep")
 
 
 class Sequence(ScheduleModel):
@@ -40,14 +47,13 @@ class Sequence(ScheduleModel):
                 f"boundaries must have exactly one entry fewer than schedules ({len(self.schedules) - 1}); "
                 f"received {len(self.boundaries)}"
             )
-        if self.depth() > MAX_SEQUENCE_DEPTH:
-            raise ValueError(f"sequences may nest at most {MAX_SEQUENCE_DEPTH} levels deep")
+        _check_depth(self)
         if not stored(info.context):
             check_recursive_cost(self.schedules, "schedules: the sequence's")
         return self
 
     def depth(self) -> int:
-        return 1 + max((s.depth() for s in self.schedules if isinstance(s, Sequence)), default=0)
+        return 1 + max(s.depth() for s in self.schedules)
 
     def is_recursive(self) -> bool:
         return any(s.is_recursive() for s in self.schedules)
@@ -58,14 +64,55 @@ class Sequence(ScheduleModel):
     def build(self) -> ScheduleFn:
         return join([s.build() for s in self.schedules], self.boundaries)
 
+    def momentum(self) -> ScheduleFn | None:
+        """The momentum of the segment in effect; NaN (none) in segments whose schedule does not cycle it."""
+        return join_momentum([s.momentum() for s in self.schedules], self.boundaries)
+
+
+class Product(ScheduleModel):
+    """PyTorch `ChainedScheduler` of multiplicative schedulers: `lr(N) = schedules[0](N) * schedules[1](N) * ...`.
+
+    The first child usually carries the absolute lr and the others are factors starting at 1.0 (e.g. a
+    `linear` warmup factor from 0.1 to 1 times an `exponential_decay` with `decay_steps=1`). Momentum, which
+    PyTorch's cycling schedulers set rather than scale, is that of the last child that cycles it (the last
+    scheduler a `ChainedScheduler` steps sets it last).
+    """
+
+    type: Literal["product"]
+    schedules: Annotated[list[Schedule], Field(min_length=2, max_length=MAX_SEQUENCE_LENGTH)]
+
+    @model_validator(mode="after")
+    def _shape(self, info: ValidationInfo) -> Product:
+        _check_depth(self)
+        if not stored(info.context):
+            check_recursive_cost(self.schedules, "schedules: the product's")
+        return self
+
+    def depth(self) -> int:
+        return 1 + max(s.depth() for s in self.schedules)
+
+    def is_recursive(self) -> bool:
+        return any(s.is_recursive() for s in self.schedules)
+
+    def recursive_cost(self) -> float:
+        return sum(s.recursive_cost() for s in self.schedules)
+
+    def build(self) -> ScheduleFn:
+        return product([s.build() for s in self.schedules])
+
+    def momentum(self) -> ScheduleFn | None:
+        cycling = [fn for fn in (s.momentum() for s in self.schedules) if fn is not None]
+        return cycling[-1] if cycling else None
+
 
 Schedule = Annotated[
     Union[
         Constant, ExponentialDecay, InverseTimeDecay, PolynomialDecay, PiecewiseConstant, CosineDecay,
         CosineDecayRestarts, StepDecay, MultiStepDecay, Linear, OneCycle, Cyclic, InverseSqrt,
-        WarmupStableDecay, Sequence, Expression,
+        WarmupStableDecay, Sequence, Product, Expression,
     ],
     Field(discriminator="type"),
 ]
 Sequence.model_rebuild()
+Product.model_rebuild()
 ScheduleAdapter: TypeAdapter[Schedule] = TypeAdapter(Schedule)

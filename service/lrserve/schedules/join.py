@@ -1,4 +1,5 @@
-"""`sequence`: optax `join_schedules`. From boundary b on, the next schedule sees `step - b`."""
+"""Compound schedules: `sequence` (optax `join_schedules`: from boundary b on, the next schedule sees `step - b`)
+and `product` (the children multiplied, as PyTorch `ChainedScheduler` chains multiplicative schedulers)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,30 @@ def join(fns: Sequence[ScheduleFn], boundaries: Sequence[int]) -> ScheduleFn:
         for index in np.unique(segment):
             here = segment == index
             out[here] = fns[index](step[here] - starts[index])
+        return out
+
+    return fn
+
+
+def none_where_absent(fn: ScheduleFn | None) -> ScheduleFn:
+    """A momentum function, or one of NaN (no momentum: the optimizer's own stays) for a schedule without one."""
+    return fn if fn is not None else lambda step: np.full(np.shape(step), np.nan, dtype=np.float64)
+
+
+def join_momentum(fns: Sequence[ScheduleFn | None], boundaries: Sequence[int]) -> ScheduleFn | None:
+    """`join` for momentum: the segment in effect decides, NaN where its schedule has none; None if none has."""
+    if all(fn is None for fn in fns):
+        return None
+    return join([none_where_absent(fn) for fn in fns], boundaries)
+
+
+def product(fns: Sequence[ScheduleFn]) -> ScheduleFn:
+    """`product`: the children's values multiplied, step by step, in order."""
+
+    def fn(step: np.ndarray) -> np.ndarray:
+        out = fns[0](step)
+        for other in fns[1:]:
+            out = out * other(step)
         return out
 
     return fn

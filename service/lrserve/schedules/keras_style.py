@@ -21,18 +21,43 @@ def _progress(step: np.ndarray, decay_steps: float, staircase: bool) -> np.ndarr
 
 
 class ExponentialDecay(ScheduleModel):
-    """Keras `ExponentialDecay`: `lr = initial * decay_rate ** (step / decay_steps)` (floored if staircase)."""
+    """Keras `ExponentialDecay`, with optax `exponential_decay`'s `transition_begin` and `end_value`.
+
+    `lr = initial * decay_rate ** (t / decay_steps)` (the exponent floored if staircase), where
+    `t = step - transition_begin`; steps up to `transition_begin` hold `initial`. An `end_learning_rate`
+    bounds the result: `max(lr, end)` when `decay_rate < 1`, else `min(lr, end)` (optax's clip, applied at
+    every step). With the defaults it is exactly Keras's.
+    """
 
     type: Literal["exponential_decay"]
     initial_learning_rate: Rate
     decay_steps: PositiveSteps
     decay_rate: Rate
     staircase: bool = False
+    transition_begin: StepCount = 0
+    end_learning_rate: Rate | None = None
+
+    ADDITIONS = ("transition_begin", "end_learning_rate")
+
+    @model_validator(mode="after")
+    def _optax_decays(self) -> ExponentialDecay:
+        if self.decay_rate == 0 and (self.transition_begin or self.end_learning_rate is not None):
+            raise ValueError(
+                "decay_rate must be > 0 with transition_begin or end_learning_rate: optax's exponential_decay "
+                "ignores both and holds initial_learning_rate when decay_rate is 0, Keras's drops to 0 "
+                f"(received decay_rate=0, transition_begin={self.transition_begin}, "
+                f"end_learning_rate={self.end_learning_rate})"
+            )
+        return self
 
     def build(self) -> ScheduleFn:
+        begin, end = self.transition_begin, self.end_learning_rate
+        bound = np.maximum if self.decay_rate < 1 else np.minimum
+
         def fn(step: np.ndarray) -> np.ndarray:
-            p = _progress(step, self.decay_steps, self.staircase)
-            return self.initial_learning_rate * np.power(self.decay_rate, p)
+            t = np.maximum(step - begin, 0.0)
+            lr = self.initial_learning_rate * np.power(self.decay_rate, _progress(t, self.decay_steps, self.staircase))
+            return lr if end is None else bound(lr, end)
 
         return fn
 
@@ -110,7 +135,13 @@ class PiecewiseConstant(ScheduleModel):
 
 
 class CosineDecay(ScheduleModel):
-    """Keras 3 `CosineDecay`, with the optional linear warmup from `initial_learning_rate` to `warmup_target`."""
+    """Keras 3 `CosineDecay`, with the optional linear warmup from `initial_learning_rate` to `warmup_target`,
+    and optax `cosine_decay_schedule`'s `exponent`.
+
+    After the warmup, `lr = start * ((1 - alpha) * c**exponent + alpha)` with
+    `c = 0.5 * (1 + cos(pi * min(t, decay_steps) / decay_steps))`, `t` the steps since the warmup and `start`
+    the `warmup_target` (or `initial_learning_rate` without one). With `exponent=1` it is exactly Keras's.
+    """
 
     type: Literal["cosine_decay"]
     initial_learning_rate: Rate
@@ -118,9 +149,14 @@ class CosineDecay(ScheduleModel):
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.0
     warmup_target: Rate | None = None
     warmup_steps: StepCount = 0
+    exponent: Annotated[float, Field(gt=0)] = 1.0
+
+    ADDITIONS = ("exponent",)
 
     def _decay(self, t: np.ndarray, start: float) -> np.ndarray:
         cosine = 0.5 * (1.0 + np.cos(math.pi * t / self.decay_steps))
+        if self.exponent != 1.0:
+            cosine = np.power(cosine, self.exponent)
         return start * ((1.0 - self.alpha) * cosine + self.alpha)
 
     def build(self) -> ScheduleFn:

@@ -45,10 +45,18 @@ class MultiStepDecay(ScheduleModel):
         )
 
 
-class OneCycle(ScheduleModel):
-    """PyTorch `OneCycleLR`; steps >= `total_steps` hold the lr of step `total_steps - 1`.
+Momentum = Annotated[float, Field(ge=0, le=1)]
+MOMENTUM_ADDITIONS = ("cycle_momentum", "base_momentum", "max_momentum")
 
-    Phases end at float steps (`pct_start * total_steps - 1`, ...) exactly as PyTorch walks them.
+
+class OneCycle(ScheduleModel):
+    """PyTorch `OneCycleLR`; steps >= `total_steps` hold the values of step `total_steps - 1`.
+
+    Phases end at float steps (`pct_start * total_steps - 1`, ...) exactly as PyTorch walks them. In each, lr
+    and momentum anneal (cos or linear in `pct`, the phase's fraction done) between the phase's endpoints:
+    lr `max_lr/div_factor -> max_lr -> max_lr/div_factor/final_div_factor` (three-phase: back to
+    `max_lr/div_factor` first), and, with `cycle_momentum`, momentum inversely `max_momentum -> base_momentum
+    -> max_momentum` (three-phase: then held at `max_momentum`).
     """
 
     type: Literal["one_cycle"]
@@ -59,6 +67,11 @@ class OneCycle(ScheduleModel):
     div_factor: Annotated[float, Field(gt=0)] = 25.0
     final_div_factor: Annotated[float, Field(gt=0)] = 10000.0
     three_phase: bool = False
+    cycle_momentum: bool = True
+    base_momentum: Momentum = 0.85
+    max_momentum: Momentum = 0.95
+
+    ADDITIONS = MOMENTUM_ADDITIONS
 
     @model_validator(mode="after")
     def _constructible(self) -> OneCycle:
@@ -69,44 +82,59 @@ class OneCycle(ScheduleModel):
             )
         return self
 
-    def _phases(self) -> list[tuple[float, float, float]]:
-        """(end step, lr at phase start, lr at phase end) for each phase."""
+    def _phases(self) -> list[tuple[float, tuple[float, float], tuple[float, float]]]:
+        """(end step, (lr at phase start, at its end), (momentum at phase start, at its end)) for each phase."""
         initial = self.max_lr / self.div_factor
         minimum = initial / self.final_div_factor
+        high, low = self.max_momentum, self.base_momentum
         warm_end = float(self.pct_start * self.total_steps) - 1
         last = float(self.total_steps - 1)
         if self.three_phase:
             back_end = float(2 * self.pct_start * self.total_steps) - 2
-            return [(warm_end, initial, self.max_lr), (back_end, self.max_lr, initial), (last, initial, minimum)]
-        return [(warm_end, initial, self.max_lr), (last, self.max_lr, minimum)]
+            return [(warm_end, (initial, self.max_lr), (high, low)), (back_end, (self.max_lr, initial), (low, high)),
+                    (last, (initial, minimum), (high, high))]
+        return [(warm_end, (initial, self.max_lr), (high, low)), (last, (self.max_lr, minimum), (low, high))]
 
     def _anneal(self, start: float, end: float, pct: np.ndarray) -> np.ndarray:
         if self.anneal_strategy == "cos":
             return end + (start - end) / 2.0 * (np.cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
-    def build(self) -> ScheduleFn:
-        phases = self._phases()
+    def _walk(self, which: int) -> ScheduleFn:
+        """The phases' values of lr (`which` = 1) or momentum (2), annealed as PyTorch walks the phases."""
+        phases = [(phase[0], *phase[which]) for phase in self._phases()]
 
         def fn(step: np.ndarray) -> np.ndarray:
             s = np.minimum(step, self.total_steps - 1)
-            lr = np.zeros_like(s)
+            out = np.zeros_like(s)
             done = np.zeros(s.shape, dtype=bool)
             phase_start = 0.0
-            for index, (end, start_lr, end_lr) in enumerate(phases):
+            for index, (end, start_value, end_value) in enumerate(phases):
                 here = ~done & ((s <= end) | (index == len(phases) - 1))
                 if here.any():
                     pct = (s[here] - phase_start) / (end - phase_start)
-                    lr[here] = self._anneal(start_lr, end_lr, pct)
+                    out[here] = self._anneal(start_value, end_value, pct)
                 done |= here
                 phase_start = end
-            return lr
+            return out
 
         return fn
 
+    def build(self) -> ScheduleFn:
+        return self._walk(1)
+
+    def momentum(self) -> ScheduleFn | None:
+        return self._walk(2) if self.cycle_momentum else None
+
 
 class Cyclic(ScheduleModel):
-    """PyTorch `CyclicLR` (`exp_range` scales by `gamma ** step` on the global step)."""
+    """PyTorch `CyclicLR` (`exp_range` scales by `gamma ** step` on the global step).
+
+    With `x` the position in the current cycle and `h` its height (`scale_factor` rising 0 -> 1 over
+    `step_size_up`, falling back over `step_size_down`, times the mode's scale): `lr = base_lr +
+    (max_lr - base_lr) * h`, and with `cycle_momentum`, `momentum = max_momentum - (max_momentum -
+    base_momentum) * h`, inversely to the lr.
+    """
 
     type: Literal["cyclic"]
     base_lr: Rate
@@ -115,8 +143,15 @@ class Cyclic(ScheduleModel):
     step_size_down: Annotated[float, Field(gt=0)] | None = None
     mode: Literal["triangular", "triangular2", "exp_range"] = "triangular"
     gamma: Annotated[float, Field(gt=0)] = 1.0
+    cycle_momentum: bool = True
+    base_momentum: Momentum = 0.8
+    max_momentum: Momentum = 0.9
 
-    def build(self) -> ScheduleFn:
+    ADDITIONS = MOMENTUM_ADDITIONS
+
+    def _cycling(self, low: float, high: float) -> ScheduleFn:
+        """`low + (high - low) * scale_factor * scale` at each step, in PyTorch's order of operations: `scale_factor`
+        rises 0 -> 1 over `step_size_up` and falls back over `step_size_down`, `scale` is the mode's."""
         up = float(self.step_size_up)
         down = float(self.step_size_down) if self.step_size_down is not None else up
         total = up + down
@@ -126,11 +161,18 @@ class Cyclic(ScheduleModel):
             cycle = np.floor(1 + step / total)
             x = 1.0 + step / total - cycle
             scale_factor = np.where(x <= ratio, x / ratio, (x - 1) / (ratio - 1))
-            height = (self.max_lr - self.base_lr) * scale_factor
+            height = (high - low) * scale_factor
             if self.mode == "triangular2":
                 height = height * (1 / np.power(2.0, cycle - 1))
             elif self.mode == "exp_range":
                 height = height * np.power(self.gamma, step)
-            return self.base_lr + height
+            return low + height
 
         return fn
+
+    def build(self) -> ScheduleFn:
+        return self._cycling(self.base_lr, self.max_lr)
+
+    def momentum(self) -> ScheduleFn | None:
+        # Inversely to the lr: PyTorch's `max_momentum - base_height * scale`, i.e. `low` = max_momentum.
+        return self._cycling(self.max_momentum, self.base_momentum) if self.cycle_momentum else None

@@ -47,10 +47,11 @@ def _json(body: object, view: RunView) -> Response:
 
 @router.get("/runs/{run_id}/lr", response_model=LrOut)
 async def get_lr(run_id: RunId, step: StepQuery, request: Request) -> Response:
-    """The learning rate to train step `step` with."""
+    """The learning rate to train step `step` with, and its momentum (null unless the schedule in effect cycles it)."""
     view = await _view(request, run_id, step)
     lr = await off_the_loop_if_costly(view.lr, step)  # a recursive expression may have to compute up to step
-    return _json({"run_id": run_id, "step": step, "lr": lr}, view)
+    momentum = None if view.momentum is None else view.momentum_at(step)  # closed forms only: cheap
+    return _json({"run_id": run_id, "step": step, "lr": lr, "momentum": momentum}, view)
 
 
 @router.get("/runs/{run_id}/lr/range", response_model=LrRangeOut)
@@ -61,12 +62,16 @@ async def get_lr_range(
     start: StepQuery = 0,
     every: Annotated[int, Query(ge=1, le=MAX_STEP + 1)] = 1,  # bounded: it is echoed, and orjson stops at 2**64
 ) -> Response:
-    """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call)."""
+    """Learning rates of steps start, start+every, ... < stop (up to 1,000,000 values per call); `momentum`, a
+    list of the same steps' momentum (null where none), only for a run whose schedules cycle momentum."""
     count = range_count(start, stop, every)
     view = await _view(request, run_id, start + every * (count - 1) if count else start)
     head = {"run_id": run_id, "start": start, "stop": stop, "every": every}
     if count < LARGE:
         steps = np.arange(start, stop, every, dtype=np.float64)
-        return _json({**head, "lr": await off_the_loop_if_costly(view.lrs, steps)}, view)
+        body = {**head, "lr": await off_the_loop_if_costly(view.lrs, steps)}
+        if view.momentum is not None:
+            body["momentum"] = view.momentums(steps)  # closed forms only: under 10,000 steps, cheap
+        return _json(body, view)
     return await stream_range(request.app.state.range_slots, view, head, start, count, every,
                               {VERSION_HEADER: str(view.record.version)})
