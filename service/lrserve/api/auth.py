@@ -3,7 +3,8 @@
 A middleware rather than a router dependency: it guards every path (the OpenAPI document and /docs
 included) in one place, so a new route cannot be left open, and it costs nothing at all when no token
 is configured. Tokens of LRSERVE_TOKEN may do everything; tokens of LRSERVE_READ_TOKEN may only read
-(GET, HEAD). Only the health probes are open.
+(GET, HEAD). Only the health probes and the web UI's files are open: the UI's HTML, JS and CSS hold no
+data, and every data request the page makes carries the token the user typed into it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ui"})
+OPEN_PREFIX = "/ui/"
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -24,7 +26,8 @@ class BearerTokenAuth:
         self.read_tokens = tuple(token.encode() for token in read_tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
             await self.app(scope, receive, send)
             return
         sent = _bearer(scope)

@@ -102,3 +102,19 @@ class ReportList(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class CurveOut(BaseModel):
+    """An lr curve for display: `lr[i]` is the lr of step `steps[i]`; `reductions` are the first steps of plateau
+    reductions, `revisions` the `from_step` of revisions, each within start <= step < stop."""
+
+    start: int
+    stop: int
+    steps: list[int]
+    lr: list[float]
+    reductions: list[int]
+    revisions: list[int]
+
+
+class RunCurveOut(CurveOut):
+    run_id: str
