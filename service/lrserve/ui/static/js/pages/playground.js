@@ -3,7 +3,7 @@
 // marked on the line of the JSON that holds that field. A button creates the run.
 
 import { ApiError, NeedsToken, request, runPath } from "../api.js";
-import { lineChart, scaleToggle } from "../charts.js";
+import { lineChart, registry, scaleToggle } from "../charts.js";
 import { debounce, errorBox, h } from "../dom.js";
 
 const EXAMPLE = {
@@ -31,7 +31,7 @@ export async function render(target, { query, onNeedsToken }) {
   const errors = h("ul", { class: "errors", id: "spec-errors" });
   const chartBox = h("div", { class: "chart", id: "preview-chart" });
   const runIdInput = h("input", { type: "text", name: "run_id", id: "run-id", placeholder: "run id",
-                                  pattern: "[A-Za-z0-9._-]{1,128}", "aria-label": "run id" });
+                                  pattern: "[A-Za-z0-9._\\-]{1,128}", "aria-label": "run id" });
   const created = h("p", { class: "created", "aria-live": "polite" });
   let logY = false;
   let last = null;
@@ -61,6 +61,12 @@ export async function render(target, { query, onNeedsToken }) {
   function show(mine, found) {
     if (mine !== sent) return;
     editor.classList.toggle("invalid", found.length > 0);
+    if (found.length) { // no curve for a spec that is not valid: the last good one would mislead
+      last = null;
+      registry.charts.preview?.destroy();
+      delete registry.charts.preview;
+      chartBox.replaceChildren();
+    }
     errors.replaceChildren(...found.map((p) => h("li", { class: "problem", dataset: { field: p.field } },
       h("code", { class: "field" }, p.field), " ", p.message)));
     const lines = editor.value.split("\n");
