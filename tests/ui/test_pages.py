@@ -68,6 +68,7 @@ def test_the_runs_page_lists_runs_with_their_current_lr(page, server, console, a
     expected_lr = api.get(f"/runs/{run_id}/lr", params={"step": 4}).json()["lr"]
     assert cells[1:] == [run_id, "cosine_decay", "epoch", "3", f"{expected_lr:.6g}", "2"]
     assert page.locator("tbody tr").count() == 2
+    assert "null" not in page.locator("main").inner_text()
     assert console.errors == []
     page.screenshot(path=str(screenshots / "runs.png"), full_page=True)
 
@@ -106,6 +107,7 @@ def test_the_plotted_lr_curve_is_the_apis(page, server, console, api, run_id, sc
     assert page.locator(".marker.revision").get_attribute("data-x") == "150"
     assert page.locator("dd[data-field='reductions']").inner_text() == "4"
     assert page.locator("table.reports tbody tr").count() == 7
+    assert "null" not in page.locator("main").inner_text()
     assert page.locator(".chart.metric").evaluate_all("(cs) => cs.map((c) => c.dataset.metric)") == \
         ["val_loss", "accuracy"]
     assert console.errors == []

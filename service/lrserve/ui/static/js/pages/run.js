@@ -55,22 +55,22 @@ export async function render(target, { runId, onNeedsToken }) {
     drawLr();
     drawMetrics(metricsBox, reports, run.spec.plateau?.monitor);
     specBox.textContent = JSON.stringify(run.spec, null, 2);
-    stateBox.replaceChildren(run.state ? table(["best", "wait", "cooldown_counter", "reductions"],
+    stateBox.replaceChildren(...present(run.state ? table(["best", "wait", "cooldown_counter", "reductions"],
       [[run.state.best, run.state.wait, run.state.cooldown_counter, run.state.reductions]])
       : h("p", {}, "No plateau tracker."),
     run.revisions.length ? table(["from_step", "schedule", "reason", "created_at"],
-      run.revisions.map((r) => [r.from_step, r.schedule.type, r.reason, r.created_at])) : null);
+      run.revisions.map((r) => [r.from_step, r.schedule.type, r.reason, r.created_at])) : null));
     drawLog();
   }
 
   function drawLog() {
     const names = [...new Set(reports.flatMap((r) => Object.keys(r.metrics)))];
     const newest = reports.slice(-LOG_ROWS).reverse();
-    logBox.replaceChildren(reports.length ? table(["step", ...names, "reduced", "next_lr", "received_at"],
+    logBox.replaceChildren(...present(reports.length ? table(["step", ...names, "reduced", "next_lr", "received_at"],
       newest.map((r) => [r.step, ...names.map((n) => r.metrics[n] ?? ""), r.reduced ? "yes" : "",
                          formatLr(r.next_lr), r.received_at]), "reports")
       : h("p", {}, "No reports yet."),
-    reports.length > LOG_ROWS ? h("p", {}, `The newest ${LOG_ROWS} of ${reports.length} reports.`) : null);
+    reports.length > LOG_ROWS ? h("p", {}, `The newest ${LOG_ROWS} of ${reports.length} reports.`) : null));
   }
 
   drawAll();
@@ -131,6 +131,8 @@ function drawMetrics(target, reports, monitor) {
     });
   });
 }
+
+const present = (...nodes) => nodes.filter(Boolean);
 
 export function toNumber(value) {
   return typeof value === "number" ? value : null; // "NaN" and "±Infinity" are gaps in a chart

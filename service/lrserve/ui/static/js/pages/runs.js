@@ -43,10 +43,10 @@ export async function render(target, { query }) {
     location.hash = `#/compare?ids=${ids.map(encodeURIComponent).join(",")}`;
   } }, "Compare selected");
 
-  target.replaceChildren(h("h1", {}, "Runs"), form,
+  target.replaceChildren(...[h("h1", {}, "Runs"), form,
     rows.length ? table : h("p", { class: "empty" }, prefix ? `No run id starts with “${prefix}”.` :
       "No runs yet: create one in the playground, or with PUT /runs/{run_id}."),
-    rows.length ? compareButton : null, nav);
+    rows.length ? compareButton : null, nav].filter(Boolean));
 }
 
 /** A row: the listed run, with its reductions (from the run) and its lr at the next step to train. */
