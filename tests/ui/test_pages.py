@@ -107,7 +107,7 @@ def test_the_plotted_lr_curve_is_the_apis(page, server, console, api, run_id, sc
     assert page.locator(".marker.revision").get_attribute("data-x") == "150"
     assert page.locator("dd[data-field='reductions']").inner_text() == "4"
     assert page.locator("table.reports tbody tr").count() == 7
-    assert "null" not in page.locator("main").inner_text()
+    assert "null" not in page.locator(".log").inner_text() + page.locator(".state").inner_text()
     assert page.locator(".chart.metric").evaluate_all("(cs) => cs.map((c) => c.dataset.metric)") == \
         ["val_loss", "accuracy"]
     assert console.errors == []
