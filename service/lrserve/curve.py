@@ -24,6 +24,7 @@ import numpy as np
 
 from lrserve.errors import InvalidInput
 from lrserve.history import RunView
+from lrserve.spec import MAX_STEP
 
 EXACT_SPAN = 1_000_000
 CHUNK = 65_536
@@ -42,14 +43,15 @@ def horizon(schedule: dict[str, Any]) -> int:
     lengths (warmup, stable, decay...) and offsets, the last boundary or milestone plus what follows it,
     a cyclic schedule's first two cycles."""
     kind = schedule.get("type")
+    last = lambda name: int(max(schedule.get(name) or [0]))  # noqa: E731  (lists may be empty)
     if kind == "sequence":
-        return int(schedule["boundaries"][-1]) + horizon(schedule["schedules"][-1])
+        return last("boundaries") + horizon(schedule["schedules"][-1])
     if kind == "product":
         return max(horizon(child) for child in schedule["schedules"])
     if kind == "piecewise_constant":
-        return 2 * int(schedule["boundaries"][-1])
+        return 2 * last("boundaries")
     if kind == "multistep_decay":
-        return 2 * int(schedule["milestones"][-1])
+        return 2 * last("milestones")
     if kind == "cyclic":
         down = schedule.get("step_size_down") or schedule["step_size_up"]
         return 2 * int(schedule["step_size_up"] + down)
@@ -59,13 +61,13 @@ def horizon(schedule: dict[str, Any]) -> int:
 
 
 def extent(view: RunView) -> int:
-    """The default `stop` of the run's curve (see the module's docstring)."""
+    """The default `stop` of the run's curve (see the module's docstring), at most the last servable step's."""
     stop = max(MIN_EXTENT, horizon(view.record.spec["schedule"]))
     if view.latest_step is not None:
         stop = max(stop, view.latest_step + 2)
     for revision in view.revisions:
         stop = max(stop, revision.from_step + max(MIN_EXTENT, horizon(revision.schedule)))
-    return stop
+    return min(stop, MAX_STEP + 1)
 
 
 def reduction_starts(view: RunView) -> list[int]:

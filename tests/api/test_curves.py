@@ -101,3 +101,18 @@ def test_a_preview_of_a_bad_spec_is_422_at_the_field(api: httpx.Client) -> None:
                                                        "step_size": 0}})
     assert response.status_code == 422
     assert response.json()["detail"].startswith("schedule.step_size: ")
+
+
+def test_a_schedule_without_milestones_has_a_default_extent(api: httpx.Client) -> None:
+    """Found by schemathesis: an empty `milestones` list once made the extent a 500."""
+    spec = {"schedule": {"type": "multistep_decay", "initial_learning_rate": 0.0, "milestones": []}}
+    response = api.post("/preview", json=spec)
+    assert response.status_code == 200, response.text
+    assert response.json()["stop"] == 100
+
+
+def test_a_schedule_as_long_as_a_run_can_be_is_previewed_on_a_grid(api: httpx.Client) -> None:
+    spec = {"schedule": {"type": "cosine_decay", "initial_learning_rate": 0.1, "decay_steps": 2**52}}
+    response = api.post("/preview", json=spec, params={"points": 400})
+    assert response.status_code == 200, response.text
+    assert response.json()["stop"] == 2**40 + 1 and len(response.json()["steps"]) <= 402
