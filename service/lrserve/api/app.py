@@ -16,7 +16,7 @@ from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
 from lrserve.api.observe import Observe
 from lrserve.api.ranges import RangeSlots
-from lrserve.api.routes import health, lr, lr_finder, operations, reports, runs
+from lrserve.api.routes import display, health, lr, lr_finder, operations, reports, runs
 from lrserve.api.shutdown import AnswerCutRequests
 from lrserve.api.telemetry import Telemetry
 from lrserve.logs import configure_logging
@@ -24,6 +24,7 @@ from lrserve.runs import Runs
 from lrserve.settings import Settings
 from lrserve.spec import Revision, RunSpec
 from lrserve.store import open_store
+from lrserve.ui import mount_ui
 
 DESCRIPTION = (
     "Serves learning rates to training jobs: one validated schedule and one ReduceLROnPlateau decision "
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(lr_finder.router)
     app.include_router(operations.router)
+    app.include_router(display.router)
+    mount_ui(app)
     install_docs(app)
     app.openapi = lambda: app.openapi_schema or _with_body_schemas(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

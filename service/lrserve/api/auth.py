@@ -3,8 +3,8 @@
 A middleware rather than a router dependency: it guards every path in one place, so a new route cannot
 be left open, and it costs nothing at all when no token is configured. Tokens of LRSERVE_TOKEN may do
 everything; tokens of LRSERVE_READ_TOKEN may only read (GET, HEAD). Open: the health probes, and the
-/docs page with its assets, which hold no data (the page asks for the token before it fetches the
-OpenAPI document, which stays guarded).
+files of the /docs page and of the web UI (/ui), which hold no data: each page asks for the token before
+it requests anything else (the OpenAPI document stays guarded) and sends it with every request.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs"})
-OPEN_PREFIXES = ("/docs/static/",)
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/ui"})
+OPEN_PREFIXES = ("/docs/static/", "/ui/")
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 

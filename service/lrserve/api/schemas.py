@@ -128,3 +128,19 @@ class LrFinderOut(BaseModel):
     points: list[LrFinderPoint]
     suggestion: float | None
     diverged_at: int | None
+
+
+class CurveOut(BaseModel):
+    """An lr curve for display: `lr[i]` is the lr of step `steps[i]`; `reductions` are the first steps of plateau
+    reductions, `revisions` the `from_step` of revisions, each within start <= step < stop."""
+
+    start: int
+    stop: int
+    steps: list[int]
+    lr: list[float]
+    reductions: list[int]
+    revisions: list[int]
+
+
+class RunCurveOut(CurveOut):
+    run_id: str

@@ -1,0 +1,62 @@
+"""`/runs/{id}/lr/curve` and `/preview`: lr curves downsampled for display (see `lrserve.curve`).
+
+Both compute in the thread pool: a curve scans up to a million steps. `/preview` validates a spec exactly as
+`PUT /runs/{id}` does and answers its curve without storing anything; it is a POST (the spec is a body), so
+like every POST it needs a token of LRSERVE_TOKEN when auth is on, not a read-only one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from lrserve.api.bodies import openapi_body, validated
+from lrserve.api.deps import VERSION_HEADER, RunId
+from lrserve.api.schemas import CurveOut, ErrorOut, RunCurveOut
+from lrserve.curve import DEFAULT_POINTS, MAX_POINTS, MIN_POINTS, curve
+from lrserve.history import view_of
+from lrserve.runs import Runs, now
+from lrserve.spec import MAX_STEP, RunSpec, check_finite
+from lrserve.store import RunRecord, StoredRun
+
+router = APIRouter(tags=["display"], responses={422: {"model": ErrorOut}})
+
+Start = Annotated[int, Query(ge=0, le=MAX_STEP, description="first step of the curve")]
+Stop = Annotated[int | None, Query(ge=1, le=MAX_STEP + 1, description=(
+    "first step not included; leave out for the run's extent: past its latest report and last revision, "
+    "and the schedule's own horizon (its phase lengths)"))]
+Points = Annotated[int, Query(ge=MIN_POINTS, le=MAX_POINTS, description=(
+    "about how many points to answer: each of points/4 buckets keeps its first, lowest, highest and last step, "
+    "plus every reduction and revision and the step before it"))]
+
+
+def _json(body: object, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json",
+                    headers=headers)
+
+
+@router.get("/runs/{run_id}/lr/curve", response_model=RunCurveOut, responses={404: {"model": ErrorOut}})
+async def get_lr_curve(run_id: RunId, request: Request, start: Start = 0, stop: Stop = None,
+                       points: Points = DEFAULT_POINTS) -> Response:
+    """The run's lr curve for display: `steps` and their `lr` (each exactly the lr of that step), with the
+    first step of every plateau reduction (`reductions`) and every revision's `from_step` (`revisions`)."""
+    runs: Runs = request.app.state.runs
+    view = await run_in_threadpool(runs.view, run_id)
+    body = await run_in_threadpool(curve, view, start, stop, points)
+    return _json({"run_id": run_id, **body}, {VERSION_HEADER: str(view.record.version)})
+
+
+@router.post("/preview", response_model=CurveOut, openapi_extra=openapi_body(RunSpec))
+async def preview(spec: Annotated[RunSpec, validated(RunSpec)], start: Start = 0, stop: Stop = None,
+                  points: Points = DEFAULT_POINTS) -> Response:
+    """The curve a run with this spec would start with, validated as `PUT /runs/{id}` validates it (422
+    names the field); nothing is stored."""
+    def compute() -> dict:
+        check_finite(spec.schedule)
+        stored = StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at=now()))
+        return curve(view_of(stored, spec), start, stop, points)
+
+    return _json(await run_in_threadpool(compute))
