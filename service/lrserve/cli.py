@@ -183,7 +183,7 @@ def _preview(args: argparse.Namespace) -> int:
     from lrserve.errors import LrserveError, describe_errors
     from lrserve.history import view_of
     from lrserve.runs import range_steps
-    from lrserve.spec import RunSpec, check_finite
+    from lrserve.spec import RunSpec, growth_warnings
     from lrserve.store import RunRecord, StoredRun
 
     try:
@@ -191,7 +191,8 @@ def _preview(args: argparse.Namespace) -> int:
         if isinstance(document, dict) and "schedule" not in document:
             document = {"schedule": document}
         spec = RunSpec.model_validate(document)
-        check_finite(spec.schedule)
+        for warning in growth_warnings(spec.schedule):
+            print(f"lrserve preview: warning: {warning}", file=sys.stderr)
         view = view_of(StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at="")))
         steps = range_steps(0, args.steps, args.every)
         values = view.lrs(steps)
