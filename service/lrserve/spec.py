@@ -95,8 +95,8 @@ def growth_warnings(schedule: ScheduleModel, first_step: int = 0) -> list[str]:
     what = _what_went_wrong(float(values[first]))
     if first == 0:
         raise InvalidInput(
-            f"schedule: the {schedule.type} schedule's learning rate {what} at its first step "
-            f"({first_step:,}); a learning rate must be a finite number >= 0"
+            f"schedule: the {schedule.type} schedule's learning rate at step {first_step:,}, its first, {what}; "
+            "a learning rate must be a finite number >= 0"
         )
     step = first_step + first
     bound = " or set end_learning_rate to bound it" if "end_learning_rate" in type(schedule).model_fields else ""
