@@ -137,7 +137,7 @@ class PlateauChange(BaseModel):
                         f"{name} cannot change in a revision (the tracker's best value and counters would "
                         f"mean something else); a revision may change factor, patience, cooldown, min_lr, "
                         f"min_delta (keras) or threshold (torch), and start_step. Received {name}="
-                        f"{data[name]!r}; to watch differently, create a new run"
+                        f"{data[name]!r}; to change it, create a new run"
                     )
         return data
 

@@ -141,7 +141,8 @@ class Revision(_Body):
     @model_validator(mode="after")
     def _changes_something(self) -> Revision:
         if self.schedule is None and self.plateau is None:
-            raise ValueError("a revision needs a schedule, a plateau change, or both; received neither")
+            raise ValueError("schedule, plateau: a revision needs a schedule, a plateau change, or both; "
+                             "received neither")
         return self
 
     def canonical(self) -> tuple[int, dict[str, Any] | None, dict[str, Any] | None, str]:
