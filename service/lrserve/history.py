@@ -189,8 +189,12 @@ class RunView:
                 if reduced:
                     reduction_steps = np.append(reduction_steps, float(report.step))
                     multipliers = np.append(multipliers, multipliers[-1] * plateau.factor)
-        next_lr = float(self._lrs_with(np.array([report.step + 1], dtype=np.float64), reduction_steps,
-                                       multipliers)[0])
+        try:
+            next_lr = float(self._lrs_with(np.array([report.step + 1], dtype=np.float64), reduction_steps,
+                                           multipliers)[0])
+        except InvalidInput as error:  # a growing schedule past its overflow: the answer would carry it
+            raise InvalidInput(f"{error}. A report's answer carries the lr of the next step, so this report "
+                               "was not stored") from None
         record = ReportRecord(
             step=report.step, metrics=dict(report.metrics), reduced=reduced, next_lr=next_lr,
             state=asdict(state) if state is not None else None, received_at=received_at,
