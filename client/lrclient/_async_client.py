@@ -149,9 +149,11 @@ class AsyncClient(_base.BaseClient):
         """Forget every report after `step` (-1 forgets them all), e.g. to resume from a checkpoint."""
         return await self._send(_base.rewind(run_id, step))
 
-    async def revise(self, run_id: str, from_step: int, schedule: Mapping[str, Any], reason: str = "") -> Revision:
-        """From `from_step` on, follow `schedule` (which sees `step - from_step`)."""
-        return await self._send(_base.revise(run_id, from_step, schedule, reason))
+    async def revise(self, run_id: str, from_step: int, schedule: Mapping[str, Any] | None = None,
+                     reason: str = "", *, plateau: Mapping[str, Any] | None = None) -> Revision:
+        """From `from_step` on, follow `schedule` (which sees `step - from_step`) and/or the plateau settings
+        `plateau` changes; `.created` is False when an accepted revision with the same body was found."""
+        return await self._send(_base.revise(run_id, from_step, schedule, reason, plateau))
 
     # service
 

@@ -310,8 +310,13 @@ def rewind(run_id: str, step: int) -> Call[Run]:
     return Call("POST", run_path(run_id, "rewind"), _parse_run, json={"step": step})
 
 
-def revise(run_id: str, from_step: int, schedule: Mapping[str, Any], reason: str = "") -> Call[Revision]:
-    body = {"from_step": from_step, "schedule": dict(schedule), "reason": reason}
+def revise(run_id: str, from_step: int, schedule: Mapping[str, Any] | None = None, reason: str = "",
+           plateau: Mapping[str, Any] | None = None) -> Call[Revision]:
+    body: dict[str, Any] = {"from_step": from_step, "reason": reason}
+    if schedule is not None:
+        body["schedule"] = dict(schedule)
+    if plateau is not None:
+        body["plateau"] = dict(plateau)
     return Call("POST", run_path(run_id, "revisions"), _parse_revision, json=body)
 
 
@@ -410,14 +415,16 @@ def _state(body: Mapping[str, Any] | None) -> TrackerState | None:
 
 def _run(body: Mapping[str, Any], created: bool, etag: str | None) -> Run:
     run_id = body["run_id"]
-    revisions = tuple(
-        Revision(run_id=run_id, from_step=r["from_step"], schedule=r["schedule"], reason=r["reason"],
-                 created_at=r["created_at"])
-        for r in body["revisions"]
-    )
+    revisions = tuple(_revision(run_id, r) for r in body["revisions"])
     return Run(run_id=run_id, spec=body["spec"], state=_state(body["state"]), latest_step=body["latest_step"],
                reports=body["reports"], revisions=revisions, created_at=body["created_at"],
-               version=body["version"], created=created, etag=etag)
+               version=body["version"], created=created, warnings=tuple(body.get("warnings", ())), etag=etag)
+
+
+def _revision(run_id: str, body: Mapping[str, Any], created: bool = False) -> Revision:
+    return Revision(run_id=run_id, from_step=body["from_step"], schedule=body["schedule"], reason=body["reason"],
+                    created_at=body["created_at"], plateau=body.get("plateau"), created=created,
+                    warnings=tuple(body.get("warnings", ())))
 
 
 def _parse_run(response: httpx.Response) -> Run:
@@ -489,8 +496,7 @@ def _parse_report_page(response: httpx.Response) -> ReportPage:
 
 def _parse_revision(response: httpx.Response) -> Revision:
     body = response.json()
-    return Revision(run_id=body["run_id"], from_step=body["from_step"], schedule=body["schedule"],
-                    reason=body["reason"], created_at=body["created_at"])
+    return _revision(body["run_id"], body, created=response.status_code == 201)
 
 
 def _is_ok(response: httpx.Response) -> bool:

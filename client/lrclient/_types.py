@@ -33,13 +33,21 @@ class TrackerState:
 
 @dataclass(frozen=True)
 class Revision:
-    """A schedule change: from `from_step` on the run follows `schedule` at `step - from_step`."""
+    """A change from `from_step` on: the run follows `schedule` at `step - from_step` (None: the schedule
+    carries on) and decides reports with the plateau settings `plateau` changes (None: none).
+
+    `created` is True only when `revise` recorded it (False: a repeat answered with the original);
+    `warnings` (only on `revise` answers) names a later step where the schedule's lr stops being finite.
+    """
 
     run_id: str
     from_step: int
-    schedule: Mapping[str, Any]
+    schedule: Mapping[str, Any] | None
     reason: str
     created_at: str
+    plateau: Mapping[str, Any] | None = None
+    created: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,8 @@ class Run:
 
     `latest_step` is the step of the latest accepted report (None before the first); `version`
     grows by one with each accepted write. `created` is True only when `create_run` made it;
-    `etag` is the service's ETag for conditional GETs (only `get_run` answers carry one).
+    `warnings` (only on `create_run` answers) names a later step where the schedule's lr stops being
+    finite; `etag` is the service's ETag for conditional GETs (only `get_run` answers carry one).
     """
 
     run_id: str
@@ -60,6 +69,7 @@ class Run:
     created_at: str
     version: int
     created: bool = False
+    warnings: tuple[str, ...] = ()
     etag: str | None = field(default=None, compare=False, repr=False)
 
     @property

@@ -171,7 +171,9 @@ def _preview(args: argparse.Namespace) -> int:
     from lrserve.spec_file import SpecFileError, spec_file_lrs
 
     try:
-        steps, values = spec_file_lrs(args.spec, 0, args.steps, args.every)
+        steps, values, warnings = spec_file_lrs(args.spec, 0, args.steps, args.every)
+        for warning in warnings:
+            print(f"lrserve preview: warning: {warning}", file=sys.stderr)
     except SpecFileError as error:
         print(f"lrserve preview: {error}", file=sys.stderr)
         return 2

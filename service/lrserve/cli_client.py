@@ -250,7 +250,7 @@ def _spec_curve(path: Path, args: argparse.Namespace, server_installed: Callable
 
     stop = args.steps if args.steps is not None else DEFAULT_STEPS
     try:
-        steps, lrs = spec_file_lrs(path, 0, stop, _plot_every(stop))
+        steps, lrs, _ = spec_file_lrs(path, 0, stop, _plot_every(stop))
     except SpecFileError as error:
         raise UsageError(str(error)) from None
     return Curve(title=path.name, steps=steps, lrs=lrs)

@@ -1,10 +1,18 @@
 """A run as a value: the schedule with its revisions, the reports and the plateau reductions so far,
 and the pure transitions that carry the contract's report, rewind and revision rules.
 
-lr(N) = max(schedule(N) * factor**k, min(schedule(N), min_lr)), with k the reductions that took effect at
-reports on steps < N, so an accepted report can never change the lr of a step it has already passed.
+lr(N) = max(schedule(N) * M(N), min(schedule(N), min_lr(N))), where M(N) is the product of the factors of
+the reductions that took effect at reports on steps < N (each reduction multiplies by the `factor` in effect
+at its report's step) and min_lr(N) is the `min_lr` in effect at step N. Without plateau revisions this is
+the contract's max(schedule(N) * factor**k, min(schedule(N), min_lr)). An accepted report can never change
+the lr of a step it has already passed, nor can a revision (its `from_step` is after the latest report).
 `min_lr` bounds reductions only: an lr the schedule itself puts below it (a warmup from 0, a long tail) is
 served as it is, as Keras and PyTorch never raise an lr to `min_lr`.
+
+Plateau settings change by revision: a report at step N is decided with the settings in effect at N (the
+spec's, then each revision's changes from its `from_step` on), and the tracker's best value and counters
+carry on across a change, as they do when one sets `patience` or `factor` on a live Keras or PyTorch
+`ReduceLROnPlateau` between epochs. Reports at steps below `start_step` are recorded but do not move it.
 
 A transition (`accept`, `rewound`, `revised`) returns a new view and never touches storage: `Runs`
 decides a write with it on the run's current state and stores what it returns.
@@ -13,6 +21,7 @@ decides a write with it on the run's current state and stores what it returns.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -21,8 +30,8 @@ import numpy as np
 
 from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
 from lrserve.memo import BLOCK, MEMO
-from lrserve.plateau import KerasPlateau, TorchPlateau, TrackerState, advance
-from lrserve.schedules import ScheduleAdapter, ScheduleFn
+from lrserve.plateau import KerasPlateau, PlateauChange, TorchPlateau, TrackerState, advance, changed
+from lrserve.schedules import ScheduleAdapter, ScheduleFn, ScheduleModel
 from lrserve.schedules.base import STORED
 from lrserve.schedules.expression import ExpressionError, check_recursive_cost
 from lrserve.schedules.join import join, join_momentum
@@ -45,6 +54,10 @@ class RunView:
     revisions: tuple[RevisionRecord, ...]
     reports: tuple[ReportRecord, ...]
     reduction_steps: np.ndarray
+    multipliers: np.ndarray
+    """multipliers[k]: the product of the factors of the first k reductions (multipliers[0] = 1)."""
+    plateaus: tuple[tuple[int, KerasPlateau | TorchPlateau], ...]
+    """(from_step, the plateau settings in effect from it on), by step; empty without a tracker."""
     state: TrackerState | None
     momentum: ScheduleFn | None = None
     """The momentum of each step (NaN where the schedule in effect sets none); None when no schedule of the
@@ -53,7 +66,21 @@ class RunView:
 
     @property
     def plateau(self) -> KerasPlateau | TorchPlateau | None:
+        """The plateau settings the run was created with (what it monitors and how never changes)."""
         return self.spec.plateau
+
+    def plateau_at(self, step: int) -> KerasPlateau | TorchPlateau:
+        """The plateau settings in effect at `step` (the run must have a tracker)."""
+        index = int(np.searchsorted(self._plateau_steps, step, side="right")) - 1
+        return self.plateaus[index][1]
+
+    @cached_property
+    def _plateau_steps(self) -> np.ndarray:
+        return np.array([step for step, _ in self.plateaus], dtype=np.float64)
+
+    @cached_property
+    def _min_lrs(self) -> np.ndarray:
+        return np.array([config.min_lr for _, config in self.plateaus], dtype=np.float64)
 
     @property
     def latest_step(self) -> int | None:
@@ -78,16 +105,17 @@ class RunView:
 
     def lrs(self, steps: np.ndarray) -> np.ndarray:
         """The learning rates of `steps` (float64 array of whole numbers); 422 where one is not finite."""
-        return self._lrs_with(steps, self.reduction_steps)
+        return self._lrs_with(steps, self.reduction_steps, self.multipliers)
 
-    def _lrs_with(self, steps: np.ndarray, reduction_steps: np.ndarray) -> np.ndarray:
+    def _lrs_with(self, steps: np.ndarray, reduction_steps: np.ndarray, multipliers: np.ndarray) -> np.ndarray:
         try:
             with np.errstate(all="ignore"):
                 values = self.schedule(steps)
-                if self.plateau is not None:
+                if self.plateaus:
                     k = np.searchsorted(reduction_steps, steps, side="left")
-                    floor = np.minimum(values, self.plateau.min_lr)
-                    values = np.maximum(values * np.power(self.plateau.factor, k), floor)
+                    in_effect = np.searchsorted(self._plateau_steps, steps, side="right") - 1
+                    floor = np.minimum(values, self._min_lrs[in_effect])
+                    values = np.maximum(values * multipliers[k], floor)
         except ExpressionError as error:
             raise InvalidInput(f"step: {error}") from None
         bad = ~np.isfinite(values) | (values < 0)
@@ -164,22 +192,29 @@ class RunView:
             )
         if report.step + 1 > MAX_STEP:
             raise InvalidInput(f"step: must be below {MAX_STEP}; received {report.step}")
-        plateau, state, reduced = self.plateau, self.state, False
-        reduction_steps = self.reduction_steps
-        if plateau is not None and state is not None:
+        state, reduced = self.state, False
+        reduction_steps, multipliers = self.reduction_steps, self.multipliers
+        if self.plateau is not None and state is not None:
+            plateau = self.plateau_at(report.step)
             value = report.value(plateau.monitor)
-            if value is not None:
+            if value is not None and report.step >= plateau.start_step:
                 outcome = advance(plateau, state, value, self._lr_alone(report.step))
                 state, reduced = outcome.state, outcome.reduced
                 if reduced:
                     reduction_steps = np.append(reduction_steps, float(report.step))
-        next_lr = float(self._lrs_with(np.array([report.step + 1], dtype=np.float64), reduction_steps)[0])
+                    multipliers = np.append(multipliers, multipliers[-1] * plateau.factor)
+        try:
+            next_lr = float(self._lrs_with(np.array([report.step + 1], dtype=np.float64), reduction_steps,
+                                           multipliers)[0])
+        except InvalidInput as error:  # a growing schedule past its overflow: the answer would carry it
+            raise InvalidInput(f"{error}. A report's answer carries the lr of the next step, so this report "
+                               "was not stored") from None
         record = ReportRecord(
             step=report.step, metrics=dict(report.metrics), reduced=reduced, next_lr=next_lr,
             state=asdict(state) if state is not None else None, received_at=received_at,
         )
         after = replace(self, record=_bumped(self.record), reports=(*self.reports, record),
-                        reduction_steps=reduction_steps, state=state)
+                        reduction_steps=reduction_steps, multipliers=multipliers, state=state)
         return record, after
 
     def report_warnings(self, report: Report) -> list[str]:
@@ -196,27 +231,40 @@ class RunView:
         kept = self.reports[:int(np.searchsorted(self._report_steps, step, side="right"))]
         return _compiled(_bumped(self.record), self.spec, self.revisions, kept)
 
-    def revised(self, revision: Revision, created_at: str) -> tuple[RevisionRecord, RunView]:
-        """From `revision.from_step` on, follow the new schedule; refused where it would change history."""
+    def revised(self, revision: Revision, created_at: str) -> tuple[RevisionRecord, RunView | None]:
+        """From `revision.from_step` on, follow the new schedule and/or plateau settings; refused where it
+        would change history. None instead of a view for a repeat of an accepted revision (same body),
+        which gets the original, however late it comes."""
+        key = from_step, schedule, change, reason = revision.canonical()
+        for earlier in self.revisions:
+            if (earlier.from_step, earlier.schedule, earlier.plateau, earlier.reason) == key:
+                return earlier, None
         latest = self.latest_step
-        if latest is not None and revision.from_step <= latest:
+        if latest is not None and from_step <= latest:
             raise RevisionConflict(
                 f"from_step: must be greater than {latest}, the step of the latest accepted report, "
-                f"so that history never changes; received {revision.from_step}"
+                f"so that history never changes; received {from_step}"
             )
-        if self.revisions and revision.from_step < self.revisions[-1].from_step:
+        if self.revisions and from_step < self.revisions[-1].from_step:
             raise RevisionConflict(
                 f"from_step: must not be below {self.revisions[-1].from_step}, the from_step of the "
-                f"previous revision; received {revision.from_step}"
+                f"previous revision; received {from_step}"
             )
-        if revision.schedule.recursive_cost():
-            _check_recursive_cost(self.spec, self.revisions, revision)
-        record = RevisionRecord(
-            from_step=revision.from_step, schedule=revision.schedule.model_dump(mode="json"),
-            reason=revision.reason, created_at=created_at,
-        )
+        plateaus = self.plateaus
+        if revision.plateau is not None:
+            if not plateaus:
+                raise InvalidInput("plateau: the run has no plateau tracker, so there is nothing to change; "
+                                   "revise its schedule only, or create a run with a plateau")
+            try:
+                plateaus = (*plateaus, (from_step, changed(plateaus[-1][1], revision.plateau)))
+            except ValueError as error:
+                raise InvalidInput(str(error)) from None
+        if revision.schedule is not None and revision.schedule.recursive_cost():
+            _check_recursive_cost(self.spec, self.revisions, revision.schedule)
+        record = RevisionRecord(from_step=from_step, schedule=schedule, reason=reason, created_at=created_at,
+                                plateau=change)
         revisions = (*self.revisions, record)
-        return record, replace(self, record=_bumped(self.record), revisions=revisions,
+        return record, replace(self, record=_bumped(self.record), revisions=revisions, plateaus=plateaus,
                                schedule=schedule_with_revisions(self.spec, revisions),
                                momentum=momentum_with_revisions(self.spec, revisions))
 
@@ -225,11 +273,11 @@ class RunView:
         return float(self.lrs(np.array([step], dtype=np.float64))[0])
 
 
-def _check_recursive_cost(spec: RunSpec, revisions: tuple[RevisionRecord, ...], revision: Revision) -> None:
+def _check_recursive_cost(spec: RunSpec, revisions: tuple[RevisionRecord, ...], schedule: ScheduleModel) -> None:
     """A run's recursive expressions (its spec's and its revisions') each compute their own steps, so together
     they get the budget of one: else a request spanning them all could take their number times as long."""
     schedules = [spec.schedule, *(ScheduleAdapter.validate_python(r.schedule, context={STORED: True})
-                                  for r in revisions), revision.schedule]
+                                  for r in revisions if r.schedule is not None), schedule]
     try:
         check_recursive_cost(schedules, "schedule: the run's")
     except ValueError as error:
@@ -241,23 +289,42 @@ def _bumped(record: RunRecord) -> RunRecord:
 
 
 def schedule_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn:
-    if not revisions:
+    """The spec's schedule joined with each revision that carries one (a plateau-only revision keeps it)."""
+    revised = [r for r in revisions if r.schedule is not None]
+    if not revised:
         return spec.schedule.build()
-    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).build() for r in revisions]
-    return join([spec.schedule.build(), *later], [r.from_step for r in revisions])
+    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).build() for r in revised]
+    return join([spec.schedule.build(), *later], [r.from_step for r in revised])
+
+
+def plateaus_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]
+                            ) -> tuple[tuple[int, KerasPlateau | TorchPlateau], ...]:
+    """(from_step, settings in effect from it on): the spec's from step 0, then each plateau revision's."""
+    if spec.plateau is None:
+        return ()
+    plateaus = [(0, spec.plateau)]
+    for revision in revisions:
+        if revision.plateau is not None:
+            plateaus.append((revision.from_step, changed(plateaus[-1][1], PlateauChange(**revision.plateau))))
+    return tuple(plateaus)
 
 
 def momentum_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn | None:
     """The momentum joined like the lr: the spec's schedule, then each revision's from its `from_step` on."""
-    if not revisions:
+    revised = [r for r in revisions if r.schedule is not None]
+    if not revised:
         return spec.schedule.momentum()
-    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).momentum() for r in revisions]
-    return join_momentum([spec.schedule.momentum(), *later], [r.from_step for r in revisions])
+    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).momentum() for r in revised]
+    return join_momentum([spec.schedule.momentum(), *later], [r.from_step for r in revised])
 
 
 def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord, ...],
               reports: tuple[ReportRecord, ...]) -> RunView:
     """The stored reports already carry each outcome, so nothing is replayed."""
+    plateaus = plateaus_with_revisions(spec, revisions)
+    plateau_steps = [step for step, _ in plateaus]
+    reduced = [r.step for r in reports if r.reduced]
+    factors = [plateaus[bisect_right(plateau_steps, step) - 1][1].factor for step in reduced]
     return RunView(
         record=record,
         spec=spec,
@@ -265,7 +332,9 @@ def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord,
         momentum=momentum_with_revisions(spec, revisions),
         revisions=revisions,
         reports=reports,
-        reduction_steps=np.array([r.step for r in reports if r.reduced], dtype=np.float64),
+        reduction_steps=np.array(reduced, dtype=np.float64),
+        multipliers=np.cumprod([1.0, *factors]),
+        plateaus=plateaus,
         state=(TrackerState(**reports[-1].state) if reports and reports[-1].state else TrackerState())
         if spec.plateau else None,
     )

@@ -46,6 +46,7 @@ class _PlateauBase(BaseModel):
     patience: Annotated[int, Field(ge=0)] = 10
     cooldown: Annotated[int, Field(ge=0)] = 0
     min_lr: Annotated[float, Field(ge=0)] = 0.0
+    start_step: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="before")
     @classmethod
@@ -104,6 +105,64 @@ PlateauSpec = Annotated[
     Discriminator(_semantics_of, custom_error_type="invalid_semantics",
                   custom_error_message="semantics must be 'keras' or 'torch'"),
 ]
+
+
+_FIXED = ("monitor", "mode", "semantics", "threshold_mode", "eps")
+
+
+class PlateauChange(BaseModel):
+    """A revision's change to the run's plateau tracker: the fields given replace the ones in effect.
+
+    What the tracker watches and how it compares (`monitor`, `mode`, `semantics`, `threshold_mode`,
+    `eps`) cannot change: `best` and the counters carry on, and would mean something else.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+    factor: Annotated[float, Field(gt=0, lt=1)] | None = None
+    patience: Annotated[int, Field(ge=0)] | None = None
+    cooldown: Annotated[int, Field(ge=0)] | None = None
+    min_lr: Annotated[float, Field(ge=0)] | None = None
+    min_delta: Annotated[float, Field(ge=0)] | None = None
+    threshold: Annotated[float, Field(ge=0)] | None = None
+    start_step: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _what_the_tracker_watches_is_fixed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in _FIXED:
+                if name in data:
+                    raise ValueError(
+                        f"{name} cannot change in a revision (the tracker's best value and counters would "
+                        f"mean something else); a revision may change factor, patience, cooldown, min_lr, "
+                        f"min_delta (keras) or threshold (torch), and start_step. Received {name}="
+                        f"{data[name]!r}; to change it, create a new run"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> PlateauChange:
+        if not self.changes():
+            raise ValueError("a plateau change must set at least one of factor, patience, cooldown, min_lr, "
+                             "min_delta, threshold, start_step; received none")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this change sets (a field left out, or null, keeps the value in effect)."""
+        return {name: value for name, value in self.model_dump().items() if value is not None}
+
+
+def changed(config: KerasPlateau | TorchPlateau, change: PlateauChange) -> KerasPlateau | TorchPlateau:
+    """The tracker's settings with `change` applied; ValueError for a field of the other semantics."""
+    fields = change.changes()
+    foreign = _TORCH_ONLY if config.semantics == "keras" else _KERAS_ONLY
+    for name in foreign:
+        if name in fields:
+            own = "min_delta" if config.semantics == "keras" else "threshold"
+            raise ValueError(f"plateau.{name}: the run's plateau has semantics {config.semantics!r}, which has "
+                             f"no {name}; use {own}")
+    return config.model_copy(update=fields)
 
 
 @dataclass(frozen=True)

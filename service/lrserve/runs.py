@@ -24,7 +24,7 @@ from lrserve.errors import InvalidInput, RunNotFound, SpecConflict
 from lrserve.freshness import DEFAULT_LEASE_SECONDS, EventWatch
 from lrserve.heavy import HEAVY_WORK
 from lrserve.history import RunView, view_of
-from lrserve.spec import Report, Revision, Rewind, RunSpec, check_finite
+from lrserve.spec import Report, Revision, Rewind, RunSpec, growth_warnings
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
 
 MAX_RANGE_VALUES = 1_000_000
@@ -42,6 +42,27 @@ class Reported:
     and what the answer warns about."""
 
     record: ReportRecord
+    version: int
+    new: bool
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Created:
+    """The answer to a PUT: the run, whether it was new (False: the same spec again), and what it warns
+    about (a schedule that stops being finite after step 0)."""
+
+    view: RunView
+    new: bool
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class Revised:
+    """The answer to a revision: the record (the original one for a repeat), the run's version, whether
+    it was new, and what it warns about."""
+
+    record: RevisionRecord
     version: int
     new: bool
     warnings: list[str]
@@ -122,9 +143,9 @@ class Runs:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def create(self, run_id: str, spec: RunSpec) -> tuple[RunView, bool]:
-        """Create the run; (view, False) when the same spec already exists under this id."""
-        check_finite(spec.schedule)
+    def create(self, run_id: str, spec: RunSpec) -> Created:
+        """Create the run, or recognise the same spec under this id (`new` False); 409 for another spec."""
+        warnings = growth_warnings(spec.schedule)
         canonical = spec.canonical()
         created = self.store.create_run(RunRecord(run_id=run_id, spec=canonical, created_at=now()))
         view = self.view(run_id, spec)
@@ -133,7 +154,7 @@ class Runs:
                 f"Run {run_id!r} already exists with a different spec; use another run id, "
                 f"DELETE /runs/{run_id} first, or POST /runs/{run_id}/revisions to change its schedule."
             )
-        return view, created
+        return Created(view, created, warnings)
 
     def delete(self, run_id: str) -> None:
         with self._lock(run_id):
@@ -161,12 +182,16 @@ class Runs:
 
         return self._write(run_id, truncate)
 
-    def revise(self, run_id: str, revision: Revision) -> tuple[RevisionRecord, int]:
-        check_finite(revision.schedule)
-        def append(view: RunView, writer: RunWriter) -> tuple[tuple[RevisionRecord, int], RunView]:
+    def revise(self, run_id: str, revision: Revision) -> Revised:
+        """Append the revision, or recognise a repeat of an accepted one (answered with the original)."""
+        warnings = [] if revision.schedule is None else growth_warnings(revision.schedule, revision.from_step)
+
+        def append(view: RunView, writer: RunWriter) -> tuple[Revised, RunView]:
             record, after = view.revised(revision, now())
+            if after is None:
+                return Revised(record, view.record.version, False, warnings), view
             writer.append_revision(record)
-            return (record, after.record.version), after
+            return Revised(record, after.record.version, True, warnings), after
 
         return self._write(run_id, append)
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lrserve.errors import InvalidInput
 from lrserve.heavy import HEAVY_WORK
-from lrserve.plateau import KerasPlateau, PlateauSpec, TorchPlateau
+from lrserve.plateau import KerasPlateau, PlateauChange, PlateauSpec, TorchPlateau
 from lrserve.schedules import Schedule, ScheduleModel
 
 
@@ -77,22 +77,40 @@ def _limit_schedules(data: Any) -> Any:
     return data
 
 
-def check_finite(schedule: ScheduleModel) -> None:
-    """Refuse a schedule whose lr is not a finite number >= 0 somewhere in its first 10,000 steps (422).
+def growth_warnings(schedule: ScheduleModel, first_step: int = 0) -> list[str]:
+    """Refuse (422) a schedule whose lr at its own step 0 is not a finite number >= 0; warn about the first
+    step among its first 10,000 where the lr stops being one (an exponential ramp overflows to inf).
 
-    Called where a schedule is created or revised, in the thread pool (it evaluates 10,000 steps); not in
-    validation, so a spec read back from storage is not checked again. Later steps are checked when they
-    are asked for (a 422 for that step, never a 5xx).
+    `first_step` is the run's step where the schedule starts (a revision's `from_step`), so the warning names
+    the run's own steps. Called where a schedule is created or revised, in the thread pool (it evaluates
+    10,000 steps); not in validation, so a spec read back from storage is not checked again. A request for
+    a bad step, checked or not, is a 422 for that step, never a 5xx.
     """
     with HEAVY_WORK, np.errstate(all="ignore"):
         values = schedule.build()(_CHECKED_STEPS)
     bad = ~np.isfinite(values) | (values < 0)
-    if bad.any():
-        first = int(np.argmax(bad))
+    if not bad.any():
+        return []
+    first = int(np.argmax(bad))
+    what = _what_went_wrong(float(values[first]))
+    if first == 0:
         raise InvalidInput(
-            f"schedule: the {schedule.type} schedule's learning rate at step {first} would be {values[first]}; "
+            f"schedule: the {schedule.type} schedule's learning rate at step {first_step:,}, its first, {what}; "
             "a learning rate must be a finite number >= 0"
         )
+    step = first_step + first
+    bound = " or set end_learning_rate to bound it" if "end_learning_rate" in type(schedule).model_fields else ""
+    return [f"schedule: the {schedule.type} schedule's learning rate {what} at step {step:,}; that step and any "
+            f"later one whose learning rate is not a finite number >= 0 are answered 422. Revise the schedule "
+            f"before step {step:,}{bound}."]
+
+
+def _what_went_wrong(value: float) -> str:
+    if math.isnan(value):
+        return "is not a number (NaN)"
+    if math.isinf(value):
+        return f"overflows to {value}"
+    return f"becomes negative ({value!r})"
 
 
 class RunSpec(_Body):
@@ -110,13 +128,27 @@ class RunSpec(_Body):
 
 
 class Revision(_Body):
-    """`POST /runs/{run_id}/revisions`: from `from_step` on, follow `schedule` at `step - from_step`."""
+    """`POST /runs/{run_id}/revisions`: from `from_step` on, follow `schedule` at `step - from_step` and/or
+    decide reports with the plateau settings `plateau` changes."""
 
     from_step: Step
-    schedule: Schedule
+    schedule: Schedule | None = None
+    plateau: PlateauChange | None = None
     reason: Annotated[str, Field(max_length=2000)] = ""
 
     _schedule_count = model_validator(mode="before")(_limit_schedules)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Revision:
+        if self.schedule is None and self.plateau is None:
+            raise ValueError("schedule, plateau: a revision needs a schedule, a plateau change, or both; "
+                             "received neither")
+        return self
+
+    def canonical(self) -> tuple[int, dict[str, Any] | None, dict[str, Any] | None, str]:
+        """Two revisions are the same when these are equal (defaults filled in, unchanged fields left out)."""
+        return (self.from_step, self.schedule.model_dump(mode="json") if self.schedule is not None else None,
+                self.plateau.changes() if self.plateau is not None else None, self.reason)
 
 
 class Rewind(_Body):

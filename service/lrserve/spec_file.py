@@ -11,8 +11,9 @@ class SpecFileError(Exception):
     """The file cannot be read, is not JSON, or holds no valid spec: the message says which, in one line."""
 
 
-def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[int], list[float]]:
-    """The steps start, start+every, ... < stop and their lrs, for the run spec (or bare schedule) in `path`.
+def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[int], list[float], list[str]]:
+    """The steps start, start+every, ... < stop, their lrs, and the warnings a PUT of the spec would answer
+    (see `growth_warnings`), for the run spec (or bare schedule) in `path`.
 
     Needs the `server` extra (pydantic, numpy): the caller checks that it is installed.
     """
@@ -21,7 +22,7 @@ def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[i
     from lrserve.errors import LrserveError, describe_errors
     from lrserve.history import view_of
     from lrserve.runs import range_steps
-    from lrserve.spec import RunSpec, check_finite
+    from lrserve.spec import RunSpec, growth_warnings
     from lrserve.store import RunRecord, StoredRun
 
     try:
@@ -29,7 +30,7 @@ def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[i
         if isinstance(document, dict) and "schedule" not in document:
             document = {"schedule": document}
         spec = RunSpec.model_validate(document)
-        check_finite(spec.schedule)
+        warnings = growth_warnings(spec.schedule)
         view = view_of(StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at="")))
         steps = range_steps(start, stop, every)
         values = view.lrs(steps)
@@ -41,4 +42,4 @@ def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[i
         raise SpecFileError(f"invalid spec: {describe_errors(error.errors())}") from None
     except LrserveError as error:
         raise SpecFileError(str(error)) from None
-    return [int(step) for step in steps], [float(value) for value in values]
+    return [int(step) for step in steps], [float(value) for value in values], warnings

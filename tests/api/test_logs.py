@@ -95,7 +95,8 @@ def test_every_domain_event_is_one_line_with_its_outcome(api: httpx.Client, log:
         "repeat": [("repeat", {"kind": "report", "run_id": run_id, "step": 1, "reduced": True, "next_lr": 0.05})],
         "rewind": [("rewind", {"run_id": run_id, "step": 0, "latest_step": 0, "reports": 1,
                                "version": answers["rewind"].json()["version"]})],
-        "revision": [("revision", {"run_id": run_id, "from_step": 5, "reason": "shorter"})],
+        "revision": [("revision", {"run_id": run_id, "from_step": 5, "reason": "shorter", "schedule": True,
+                                       "plateau": None})],
         "delete": [("run_deleted", {"run_id": other})],
         "read": [],
     }

@@ -37,10 +37,14 @@ def test_every_method_of_the_async_client_works_against_a_real_server(server: Se
             assert changed is not None and changed.latest_step == 1
 
             revision = await client.revise(run_id, 10, {"type": "constant", "learning_rate": 0.01}, "tail")
-            assert (revision.from_step, revision.reason) == (10, "tail")
+            assert (revision.from_step, revision.reason, revision.created) == (10, "tail", True)
+            assert created.warnings == () and revision.warnings == ()
+            plateau = await client.revise(run_id, 10, plateau={"patience": 2})
+            assert (plateau.schedule, plateau.plateau, plateau.created) == (None, {"patience": 2}, True)
+            assert (await client.revise(run_id, 10, plateau={"patience": 2})).created is False
             assert (await client.lr_range(run_id, 9, 11)).lr == (0.05, 0.005), "the plateau factor carries on"
             rewound = await client.rewind(run_id, 0)
-            assert (rewound.latest_step, rewound.reports, len(rewound.revisions)) == (0, 1, 1)
+            assert (rewound.latest_step, rewound.reports, len(rewound.revisions)) == (0, 1, 2)
             assert await client.lr(run_id, 5) == 0.1
 
             others = [f"{run_id}-{i}" for i in range(3)]

@@ -216,6 +216,32 @@ def test_revise_changes_the_schedule_from_a_future_step(client: lrclient.Client,
     assert client.lr_range(run_id, 8, 12).lr == (0.1, 0.1, 0.01, 0.01)
 
 
+RAMP = {"type": "exponential_decay", "initial_learning_rate": 1e-7, "decay_steps": 1, "decay_rate": 1.1}
+
+
+def test_create_run_and_revise_carry_the_services_warnings(client: lrclient.Client, run_id: str) -> None:
+    created = client.create_run(run_id, {"schedule": RAMP, "step_unit": "batch"})
+    assert len(created.warnings) == 1 and "overflows to inf" in created.warnings[0]
+    assert client.get_run(run_id).warnings == ()  # only the PUT answer warns
+
+    revision = client.revise(run_id, 50, RAMP, reason="again")
+    assert revision.created and len(revision.warnings) == 1 and "overflows" in revision.warnings[0]
+    assert client.create_run(f"{run_id}-flat", PIECEWISE).warnings == ()
+
+
+def test_revise_may_change_only_the_plateau_and_a_repeat_is_the_original(client: lrclient.Client,
+                                                                         run_id: str) -> None:
+    client.create_run(run_id, HALVING)
+    first = client.revise(run_id, 3, plateau={"factor": 0.1}, reason="deeper cuts")
+    again = client.revise(run_id, 3, plateau={"factor": 0.1}, reason="deeper cuts")
+
+    assert (first.created, again.created) == (True, False)
+    assert (first.schedule, first.plateau, first.warnings) == (None, {"factor": 0.1}, ())
+    assert again.created_at == first.created_at
+    (listed,) = client.get_run(run_id).revisions
+    assert (listed.schedule, listed.plateau) == (None, {"factor": 0.1})
+
+
 def test_health_and_ready_are_true_for_a_running_server(client: lrclient.Client) -> None:
     assert client.health() is True
     assert client.ready() is True

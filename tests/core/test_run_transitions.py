@@ -161,3 +161,89 @@ def test_min_lr_bounds_reductions_and_never_raises_the_schedule() -> None:
 
     assert [r.step for r in view.reports if r.reduced] == [4, 7]
     assert lrs(view, 10) == pytest.approx([0.0, 0.01, 0.02, 0.03, 0.04, 0.03, 0.03, 0.035, 0.03, 0.03])
+
+
+# -- plateau start_step and plateau revisions ----------------------------------------------------
+
+
+def revised(view: RunView, body: dict) -> RunView:
+    record, after = view.revised(Revision.model_validate({"reason": "", **body}), "t")
+    assert after is not None
+    return after
+
+
+def test_reports_below_start_step_are_recorded_but_leave_the_tracker_as_it_was() -> None:
+    view = reported(new_run({**SPEC, "plateau": {**SPEC["plateau"], "start_step": 2}}), (0, 1.0), (1, 2.0))
+
+    assert [r.state for r in view.reports] == [{"best": None, "wait": 0, "cooldown_counter": 0, "reductions": 0}] * 2
+    view = reported(view, (2, 3.0), (3, 3.0))  # 3.0 is the first value the tracker sees: the best
+    assert [r.reduced for r in view.reports] == [False, False, False, True]
+    assert lrs(view, 5) == [0.1, 0.1, 0.1, 0.1, 0.05]
+
+
+def test_a_revision_may_change_only_the_plateau_and_the_schedule_carries_on() -> None:
+    view = revised(reported(new_run(), (0, 1.0)), {"from_step": 1, "plateau": {"factor": 0.1}})
+
+    assert view.revisions[-1].schedule is None and view.revisions[-1].plateau == {"factor": 0.1}
+    view = reported(view, (1, 1.0))
+    assert lrs(view, 3) == pytest.approx([0.1, 0.1, 0.01], rel=1e-12)
+
+
+def test_each_reduction_multiplies_by_the_factor_in_effect_at_its_report() -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0))  # halved at 1
+    view = revised(view, {"from_step": 2, "plateau": {"factor": 0.1}})
+    view = reported(view, (2, 1.0))  # then divided by 10 at 2
+
+    assert lrs(view, 4) == pytest.approx([0.1, 0.1, 0.05, 0.005], rel=1e-12)
+    assert view.rewound(1).lr(3) == pytest.approx(0.05, rel=1e-12)  # the revision stays, the reduction at 2 goes
+
+
+def test_min_lr_bounds_the_steps_from_its_revision_on() -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0), (2, 1.0), (3, 1.0))  # 0.1 halved three times: 0.0125
+    view = revised(view, {"from_step": 6, "plateau": {"min_lr": 0.02}})
+
+    assert lrs(view, 8) == pytest.approx([0.1, 0.1, 0.05, 0.025, 0.0125, 0.0125, 0.02, 0.02], rel=1e-12)
+
+
+def test_the_counters_carry_on_and_the_new_patience_decides_the_next_report() -> None:
+    view = reported(new_run({**SPEC, "plateau": {**SPEC["plateau"], "patience": 3}}), (0, 1.0), (1, 1.0), (2, 1.0))
+    assert view.state is not None and view.state.wait == 2
+
+    after = reported(revised(view, {"from_step": 3, "plateau": {"patience": 2}}), (3, 1.0))
+
+    assert after.reports[-1].reduced  # wait 3 >= 2; had the change reset wait, 1 < 2 would not reduce
+
+
+def test_a_plateau_change_is_refused_for_a_run_without_a_tracker_or_with_the_other_semantics() -> None:
+    with pytest.raises(InvalidInput, match="no plateau"):
+        new_run({"schedule": SPEC["schedule"]}).revised(
+            Revision(from_step=0, plateau={"factor": 0.5}), "t")
+    with pytest.raises(InvalidInput, match="threshold"):
+        new_run().revised(Revision(from_step=0, plateau={"threshold": 0.5}), "t")
+
+
+@pytest.mark.parametrize("field", ["monitor", "mode", "semantics", "threshold_mode", "eps"])
+def test_what_the_tracker_watches_cannot_change(field: str) -> None:
+    with pytest.raises(ValueError, match=f"{field} cannot change"):
+        Revision.model_validate({"from_step": 0, "plateau": {field: "min"}})
+
+
+def test_a_revision_needs_a_schedule_or_a_plateau_change() -> None:
+    with pytest.raises(ValueError, match="neither"):
+        Revision.model_validate({"from_step": 3})
+    with pytest.raises(ValueError, match="at least one"):
+        Revision.model_validate({"from_step": 3, "plateau": {}})
+
+
+def test_repeating_an_accepted_revision_returns_the_original_even_after_later_writes() -> None:
+    body = {"from_step": 2, "plateau": {"factor": 0.2}, "reason": "slow"}
+    first = revised(new_run(), body)
+    later = revised(reported(first, (2, 1.0), (3, 1.0)), {"from_step": 5, "schedule": {"type": "constant",
+                                                                                       "learning_rate": 0.3}})
+
+    record, after = later.revised(Revision.model_validate(body), "much later")
+
+    assert after is None
+    assert record == first.revisions[0] and record.created_at == "t"
+    with pytest.raises(RevisionConflict):  # a different body at that step is still history
+        later.revised(Revision.model_validate({**body, "reason": "other"}), "t")

@@ -131,6 +131,28 @@ def test_a_report_after_a_rewind_through_the_other_replica_is_stored_and_decided
         assert steps == list(range(8))
 
 
+def test_a_plateau_revision_through_one_replica_decides_the_reports_the_other_accepts(replicas: Replicas) -> None:
+    """b caches the run with patience 1 and factor 0.5; a revision through a makes it factor 0.1 and patience 3
+    from step 2. b must decide with the revised plateau: three bad reports before a cut, and a cut to a tenth."""
+    a, b = replicas.clients
+    a.put("/runs/revised-plateau", json=HALVING)
+    assert report(b, "revised-plateau", 0, {"val_loss": 1.0}).json()["state"]["best"] == 1.0
+    assert lr(b, "revised-plateau", 5) == pytest.approx(0.1)  # b holds a view under the old plateau
+
+    revision = {"from_step": 2, "plateau": {"factor": 0.1, "patience": 3}, "reason": "replica"}
+    assert a.post("/runs/revised-plateau/revisions", json=revision).status_code == 201
+    outcomes = [report(b, "revised-plateau", step, {"val_loss": 1.0}).json() for step in (1, 2, 3, 4)]
+
+    # step 1 is still under patience 1: a cut by 0.5; from step 2 on wait counts to 3 under patience 3
+    assert [o["reduced"] for o in outcomes] == [True, False, False, True]
+    assert [o["next_lr"] for o in outcomes] == pytest.approx([0.05, 0.05, 0.05, 0.005])
+    assert b.post("/runs/revised-plateau/revisions", json=revision).status_code == 200  # the same revision
+    for api in (a, b):
+        assert lr(api, "revised-plateau", 5) == pytest.approx(0.005)
+        assert [r["plateau"] for r in api.get("/runs/revised-plateau").json()["revisions"]] == \
+            [{"factor": 0.1, "patience": 3}]
+
+
 def test_a_run_deleted_and_created_again_through_one_replica_takes_reports_through_the_other(
     replicas: Replicas,
 ) -> None:

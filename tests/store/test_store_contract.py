@@ -84,6 +84,15 @@ def test_revisions_keep_their_order(store: Store) -> None:
     assert store.load("a").revisions == [first, second]  # type: ignore[union-attr]
 
 
+def test_revisions_keep_their_plateau_changes_and_a_missing_schedule(store: Store) -> None:
+    store.create_run(run("a"))
+    both = RevisionRecord(3, {"type": "constant", "learning_rate": 0.2}, "both", "t1", plateau={"factor": 0.5})
+    plateau_only = RevisionRecord(4, None, "plateau only", "t2", plateau={"patience": 2, "min_lr": 1e-5})
+    append_revision(store, "a", both)
+    append_revision(store, "a", plateau_only)
+    assert store.load("a").revisions == [both, plateau_only]  # type: ignore[union-attr]
+
+
 def test_deleting_a_run_removes_its_history(store: Store) -> None:
     store.create_run(run("a"))
     append_report(store, "a", report(0))

@@ -58,9 +58,16 @@ def rewound(run_id: str, step: int, view: RunView) -> None:
               version=view.record.version)
 
 
-def revised(run_id: str, record: RevisionRecord) -> None:
-    current().telemetry.revisions.inc()
-    log_event("revision", run_id=run_id, from_step=record.from_step, reason=record.reason)
+def revised(run_id: str, record: RevisionRecord, new: bool) -> None:
+    """A revision answered: accepted (201), or an exact repeat of an accepted one (200)."""
+    telemetry = current().telemetry
+    if not new:
+        telemetry.repeats.labels("revision").inc()
+        log_event("repeat", kind="revision", run_id=run_id, from_step=record.from_step)
+        return
+    telemetry.revisions.inc()
+    log_event("revision", run_id=run_id, from_step=record.from_step, reason=record.reason,
+              schedule=record.schedule is not None, plateau=record.plateau)
 
 
 def deleted(run_id: str) -> None:

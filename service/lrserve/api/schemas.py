@@ -24,14 +24,21 @@ class TrackerStateOut(BaseModel):
 
 
 class RevisionOut(BaseModel):
+    """A revision: `schedule` is null when it changed only the plateau, `plateau` the plateau settings it
+    changed (null: none)."""
+
     from_step: int
-    schedule: dict[str, Any]
+    schedule: dict[str, Any] | None
+    plateau: dict[str, Any] | None
     reason: str
     created_at: str
 
 
 class RevisionCreated(RevisionOut):
+    """The revision as recorded (the original for a repeat), and what its schedule warns about."""
+
     run_id: str
+    warnings: list[str]
 
 
 class RunOut(BaseModel):
@@ -43,6 +50,13 @@ class RunOut(BaseModel):
     revisions: list[RevisionOut]
     created_at: str
     version: int
+
+
+class RunCreated(RunOut):
+    """The run as created (or found), and what its schedule warns about: the first of its first 10,000
+    steps where the lr stops being a finite number >= 0, if any."""
+
+    warnings: list[str]
 
 
 class RunSummary(BaseModel):
@@ -140,6 +154,12 @@ class CurveOut(BaseModel):
     lr: list[float]
     reductions: list[int]
     revisions: list[int]
+
+
+class PreviewOut(CurveOut):
+    """The curve of a spec not stored, and the warnings its `PUT` would answer (see `RunCreated`)."""
+
+    warnings: list[str]
 
 
 class RunCurveOut(CurveOut):

@@ -51,10 +51,14 @@ class ReportRecord:
 
 @dataclass(frozen=True)
 class RevisionRecord:
+    """A revision: from `from_step` on, `schedule` (None: the schedule carries on) and the plateau
+    settings `plateau` changes (None: none)."""
+
     from_step: int
-    schedule: dict[str, Any]
+    schedule: dict[str, Any] | None
     reason: str
     created_at: str
+    plateau: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS revisions (
     schedule TEXT NOT NULL,
     reason TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    plateau TEXT,
     PRIMARY KEY (run_seq, position)
 );
 CREATE TABLE IF NOT EXISTS run_events (
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS run_events (
     at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_run_id_bytewise ON runs (run_id COLLATE "C");
+-- Databases made before revisions could change the plateau: NULL in old rows is what they mean.
+ALTER TABLE revisions ADD COLUMN IF NOT EXISTS plateau TEXT;
 """
 
 

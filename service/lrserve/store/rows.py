@@ -26,12 +26,17 @@ def report_to_row(report: ReportRecord) -> tuple[int, str, bool, float, str | No
     return (report.step, json.dumps(report.metrics), report.reduced, report.next_lr, state, report.received_at)
 
 
-def revision_from_row(from_step: int, schedule: str, reason: str, created_at: str) -> RevisionRecord:
-    return RevisionRecord(from_step, json.loads(schedule), reason, created_at)
+def revision_from_row(from_step: int, schedule: str, reason: str, created_at: str,
+                      plateau: str | None) -> RevisionRecord:
+    """`schedule` is the JSON text "null" for a plateau-only revision (the column predates them and is NOT
+    NULL); `plateau` is NULL in rows written before revisions could change the plateau."""
+    return RevisionRecord(from_step, json.loads(schedule), reason, created_at,
+                          json.loads(plateau) if plateau else None)
 
 
-def revision_to_row(revision: RevisionRecord) -> tuple[int, str, str, str]:
-    return (revision.from_step, json.dumps(revision.schedule), revision.reason, revision.created_at)
+def revision_to_row(revision: RevisionRecord) -> tuple[int, str, str, str, str | None]:
+    plateau = json.dumps(revision.plateau) if revision.plateau is not None else None
+    return (revision.from_step, json.dumps(revision.schedule), revision.reason, revision.created_at, plateau)
 
 
 def checked_seq(row: Any, run_id: str) -> int:

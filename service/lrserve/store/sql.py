@@ -75,7 +75,7 @@ class SqlStore(Store):
                 "WHERE run_seq = ? ORDER BY step", (row[0],)
         ).fetchall()
         revisions = self._run(
-            db, "SELECT from_step, schedule, reason, created_at FROM revisions WHERE run_seq = ? "
+            db, "SELECT from_step, schedule, reason, created_at, plateau FROM revisions WHERE run_seq = ? "
                 "ORDER BY position", (row[0],)
         ).fetchall()
         return StoredRun(
@@ -169,8 +169,8 @@ class _SqlRunWriter(RunWriter):
         seq = self.stamp[0]
         (position,) = self._store._run(self._db, "SELECT COUNT(*) FROM revisions WHERE run_seq = ?", (seq,)).fetchone()
         self._store._run(
-            self._db, "INSERT INTO revisions (run_seq, position, from_step, schedule, reason, created_at) "
-                      "VALUES (?, ?, ?, ?, ?, ?)",
+            self._db, "INSERT INTO revisions (run_seq, position, from_step, schedule, reason, created_at, "
+                      "plateau) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (seq, position, *revision_to_row(revision)),
         )
         self._store._log_event(self._db, self._run_id)

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS revisions (
     schedule TEXT NOT NULL,
     reason TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    plateau TEXT,
     PRIMARY KEY (run_seq, position)
 );
 CREATE TABLE IF NOT EXISTS run_events (
@@ -64,6 +65,19 @@ class SqliteStore(SqlStore):
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._add_revision_plateaus()
+
+    def _add_revision_plateaus(self) -> None:
+        """Databases made before revisions could change the plateau lack `revisions.plateau`: add it (NULL
+        in old rows, which is what they mean). Two processes may race to it; the loser finds it there."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(revisions)")}
+        if "plateau" in columns:
+            return
+        try:
+            self._db.execute("ALTER TABLE revisions ADD COLUMN plateau TEXT")
+        except sqlite3.OperationalError as error:
+            if "duplicate column" not in str(error):
+                raise
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:

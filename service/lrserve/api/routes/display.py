@@ -15,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from lrserve.api.bodies import openapi_body, validated
 from lrserve.api.deps import VERSION_HEADER, RunId
-from lrserve.api.schemas import CurveOut, ErrorOut, RunCurveOut
+from lrserve.api.schemas import ErrorOut, PreviewOut, RunCurveOut
 from lrserve.curve import DEFAULT_POINTS, MAX_POINTS, MIN_POINTS, curve
 from lrserve.history import view_of
 from lrserve.runs import Runs, now
-from lrserve.spec import MAX_STEP, RunSpec, check_finite
+from lrserve.spec import MAX_STEP, RunSpec, growth_warnings
 from lrserve.store import RunRecord, StoredRun
 
 router = APIRouter(tags=["display"], responses={422: {"model": ErrorOut}})
@@ -49,14 +49,14 @@ async def get_lr_curve(run_id: RunId, request: Request, start: Start = 0, stop: 
     return _json({"run_id": run_id, **body}, {VERSION_HEADER: str(view.record.version)})
 
 
-@router.post("/preview", response_model=CurveOut, openapi_extra=openapi_body(RunSpec))
+@router.post("/preview", response_model=PreviewOut, openapi_extra=openapi_body(RunSpec))
 async def preview(spec: Annotated[RunSpec, validated(RunSpec)], start: Start = 0, stop: Stop = None,
                   points: Points = DEFAULT_POINTS) -> Response:
     """The curve a run with this spec would start with, validated as `PUT /runs/{id}` validates it (422
-    names the field); nothing is stored."""
+    names the field), with the `warnings` its PUT would answer; nothing is stored."""
     def compute() -> dict:
-        check_finite(spec.schedule)
+        warnings = growth_warnings(spec.schedule)
         stored = StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at=now()))
-        return curve(view_of(stored, spec), start, stop, points)
+        return {**curve(view_of(stored, spec), start, stop, points), "warnings": warnings}
 
     return _json(await run_in_threadpool(compute))

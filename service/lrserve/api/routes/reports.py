@@ -65,12 +65,17 @@ async def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response)
 
 
 @router.post("/runs/{run_id}/revisions", response_model=RevisionCreated, status_code=201,
+             responses={200: {"model": RevisionCreated, "description": "A repeat of an accepted revision"}},
              openapi_extra=openapi_body(Revision))
 async def revise(run_id: RunId, body: Annotated[Revision, validated(Revision)], runs: RunsDep,
                  response: Response) -> dict[str, Any]:
-    """From `from_step` on, follow a new schedule (which sees `step - from_step`)."""
-    record, version = await run_in_threadpool(runs.revise, run_id, body)
-    events.revised(run_id, record)
-    await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
-    response.headers[VERSION_HEADER] = str(version)
-    return {"run_id": run_id, **record.__dict__}
+    """From `from_step` on, follow a new schedule (which sees `step - from_step`) and/or decide reports with
+    changed plateau settings: 201. The same body as an accepted revision: 200 with the original, nothing
+    stored. `warnings` names the first of the schedule's first 10,000 steps where its lr stops being finite."""
+    revised = await run_in_threadpool(runs.revise, run_id, body)
+    events.revised(run_id, revised.record, revised.new)
+    if revised.new:
+        await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
+    response.status_code = 201 if revised.new else 200
+    response.headers[VERSION_HEADER] = str(revised.version)
+    return {"run_id": run_id, **revised.record.__dict__, "warnings": revised.warnings}

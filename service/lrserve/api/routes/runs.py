@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from lrserve.api import events
 from lrserve.api.bodies import openapi_body, validated
 from lrserve.api.deps import VERSION_HEADER, RunId, RunIdPrefix, RunsDep
-from lrserve.api.schemas import ErrorOut, RunList, RunOut
+from lrserve.api.schemas import ErrorOut, RunCreated, RunList, RunOut
 from lrserve.api.waits import DEFAULT_WAIT, MAX_WAIT, until_reported
 from lrserve.history import RunView
 from lrserve.pages import parse_cursor
@@ -33,18 +33,19 @@ def run_body(view: RunView) -> dict[str, Any]:
     }
 
 
-@router.put("/runs/{run_id}", response_model=RunOut, status_code=201,
-            responses={200: {"model": RunOut, "description": "The same spec already exists"},
+@router.put("/runs/{run_id}", response_model=RunCreated, status_code=201,
+            responses={200: {"model": RunCreated, "description": "The same spec already exists"},
                        409: {"model": ErrorOut}},
             openapi_extra=openapi_body(RunSpec))
 def create_run(run_id: RunId, spec: Annotated[RunSpec, validated(RunSpec)], runs: RunsDep,
                response: Response) -> dict[str, Any]:
-    """Create a run: 201; the same spec again: 200; a different spec under this id: 409."""
-    view, created = runs.create(run_id, spec)
-    events.run_put(run_id, created)
-    response.status_code = 201 if created else 200
-    response.headers[VERSION_HEADER] = str(view.record.version)
-    return run_body(view)
+    """Create a run: 201; the same spec again: 200; a different spec under this id: 409. `warnings` names
+    the first of the first 10,000 steps where the schedule's lr stops being a finite number >= 0."""
+    created = runs.create(run_id, spec)
+    events.run_put(run_id, created.new)
+    response.status_code = 201 if created.new else 200
+    response.headers[VERSION_HEADER] = str(created.view.record.version)
+    return {**run_body(created.view), "warnings": created.warnings}
 
 
 @router.get("/runs/{run_id}", response_model=RunOut,

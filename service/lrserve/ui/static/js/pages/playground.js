@@ -29,6 +29,7 @@ export async function render(target, { query, onNeedsToken }) {
   editor.value = query.get("spec") || JSON.stringify(EXAMPLE, null, 2);
   const gutter = h("div", { class: "gutter", "aria-hidden": "true" });
   const errors = h("ul", { class: "errors", id: "spec-errors" });
+  const warnings = h("ul", { class: "warnings", id: "spec-warnings" });
   const chartBox = h("div", { class: "chart", id: "preview-chart" });
   const runIdInput = h("input", { type: "text", name: "run_id", id: "run-id", placeholder: "run id",
                                   pattern: "[A-Za-z0-9._\\-]{1,128}", "aria-label": "run id" });
@@ -50,6 +51,7 @@ export async function render(target, { query, onNeedsToken }) {
       if (mine !== sent) return null;
       last = answer.body;
       show(mine, []);
+      warnings.replaceChildren(...(last.warnings || []).map((w) => h("li", { class: "warning" }, w)));
       return draw();
     } catch (error) {
       if (error instanceof NeedsToken) return onNeedsToken();
@@ -63,6 +65,7 @@ export async function render(target, { query, onNeedsToken }) {
     editor.classList.toggle("invalid", found.length > 0);
     if (found.length) { // no curve for a spec that is not valid: the last good one would mislead
       last = null;
+      warnings.replaceChildren();
       registry.charts.preview?.destroy();
       delete registry.charts.preview;
       chartBox.replaceChildren();
@@ -106,7 +109,7 @@ export async function render(target, { query, onNeedsToken }) {
   editor.addEventListener("scroll", () => { gutter.scrollTop = editor.scrollTop; });
   target.replaceChildren(h("h1", {}, "Playground"),
     h("p", {}, "Edit a run spec; its curve follows as you type. Nothing is stored until you create the run."),
-    h("div", { class: "editor" }, gutter, editor), errors,
+    h("div", { class: "editor" }, gutter, editor), errors, warnings,
     h("form", { class: "create", onsubmit: (event) => { event.preventDefault(); create(); } },
       runIdInput, " ", h("button", { type: "submit", id: "create-run" }, "Create run")), created,
     h("section", {}, h("h2", {}, "Preview ", scaleToggle((log) => { logY = log; draw(); })), chartBox));
