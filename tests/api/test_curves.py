@@ -86,8 +86,21 @@ def test_a_preview_is_the_curve_of_the_run_it_would_create(api: httpx.Client, ru
     preview = api.post("/preview", json=CYCLIC, params={"stop": 5_000, "points": 100})
     assert preview.status_code == 200, preview.text
 
-    create_run(api, run_id, CYCLIC)
-    assert preview.json() == {k: v for k, v in curve(api, run_id, stop=5_000, points=100).items() if k != "run_id"}
+    created = api.put(f"/runs/{run_id}", json=CYCLIC)
+    assert created.status_code == 201, created.text
+    previewed = preview.json()
+    assert previewed.pop("warnings") == created.json()["warnings"] == []
+    assert previewed == {k: v for k, v in curve(api, run_id, stop=5_000, points=100).items() if k != "run_id"}
+
+
+def test_a_preview_warns_as_the_put_would(api: httpx.Client, run_id: str) -> None:
+    ramp = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 1e-7, "decay_steps": 1,
+                         "decay_rate": 1.1}, "step_unit": "batch"}
+    preview = api.post("/preview", json=ramp, params={"stop": 1_000, "points": 100})
+    created = api.put(f"/runs/{run_id}", json=ramp)
+
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["warnings"] == created.json()["warnings"] != []
 
 
 def test_a_preview_stores_nothing(api: httpx.Client) -> None:
