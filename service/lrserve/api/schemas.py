@@ -75,7 +75,8 @@ class RunList(BaseModel):
 
 
 class LrOut(BaseModel):
-    """`momentum`: the step's momentum when the schedule in effect cycles it (`one_cycle`, `cyclic`), else null."""
+    """`momentum`: the step's momentum when the schedule in effect cycles it (`one_cycle`, `cyclic`), null at a step
+    whose schedule does not; absent for a run none of whose schedules cycle it."""
 
     run_id: str
     step: int

@@ -47,11 +47,13 @@ def _json(body: object, view: RunView) -> Response:
 
 @router.get("/runs/{run_id}/lr", response_model=LrOut)
 async def get_lr(run_id: RunId, step: StepQuery, request: Request) -> Response:
-    """The learning rate to train step `step` with, and its momentum (null unless the schedule in effect cycles it)."""
+    """The learning rate to train step `step` with, and for a run whose schedules cycle momentum its `momentum`
+    (null at a step whose schedule in effect does not); a run without any answers no `momentum` field."""
     view = await _view(request, run_id, step)
     lr = await off_the_loop_if_costly(view.lr, step)  # a recursive expression may have to compute up to step
-    momentum = None if view.momentum is None else view.momentum_at(step)  # closed forms only: cheap
-    return _json({"run_id": run_id, "step": step, "lr": lr, "momentum": momentum}, view)
+    if view.momentum is None:
+        return _json({"run_id": run_id, "step": step, "lr": lr}, view)
+    return _json({"run_id": run_id, "step": step, "lr": lr, "momentum": view.momentum_at(step)}, view)
 
 
 @router.get("/runs/{run_id}/lr/range", response_model=LrRangeOut)
