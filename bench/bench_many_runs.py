@@ -38,7 +38,7 @@ from lrserve.history import view_of
 from lrserve.runs import now
 from lrserve.spec import Report, RunSpec
 from lrserve.store import RunRecord, StoredRun, open_store
-from lrserve.store.rows import report_to_row
+from lrserve.store.sql import report_to_row
 
 REPORTS_EVERY_NTH_RUN = 10
 REPORTS_PER_RUN = 5
