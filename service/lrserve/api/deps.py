@@ -9,9 +9,6 @@ from fastapi import Depends, Path, Query, Request
 from lrserve.runs import Runs
 from lrserve.spec import RUN_ID_PATTERN
 
-VERSION_HEADER = "X-Run-Version"
-"""Every run-scoped response carries the run's version; it grows with each accepted write."""
-
 
 async def get_runs(request: Request) -> Runs:
     return request.app.state.runs

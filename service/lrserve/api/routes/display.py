@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from lrserve.api.bodies import openapi_body, validated
-from lrserve.api.deps import VERSION_HEADER, RunId
+from lrserve.api import answers
+from lrserve.api.deps import RunId
 from lrserve.api.schemas import ErrorOut, PreviewOut, RunCurveOut
 from lrserve.curve import DEFAULT_POINTS, MAX_POINTS, MIN_POINTS, curve
 from lrserve.history import view_of
@@ -33,11 +33,6 @@ Points = Annotated[int, Query(ge=MIN_POINTS, le=MAX_POINTS, description=(
     "plus every reduction and revision and the step before it"))]
 
 
-def _json(body: object, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json",
-                    headers=headers)
-
-
 @router.get("/runs/{run_id}/lr/curve", response_model=RunCurveOut, responses={404: {"model": ErrorOut}})
 async def get_lr_curve(run_id: RunId, request: Request, start: Start = 0, stop: Stop = None,
                        points: Points = DEFAULT_POINTS) -> Response:
@@ -46,7 +41,7 @@ async def get_lr_curve(run_id: RunId, request: Request, start: Start = 0, stop: 
     runs: Runs = request.app.state.runs
     view = await run_in_threadpool(runs.view, run_id)
     body = await run_in_threadpool(curve, view, start, stop, points)
-    return _json({"run_id": run_id, **body}, {VERSION_HEADER: str(view.record.version)})
+    return answers.json_response(answers.run_curve(run_id, body), view.record.version)
 
 
 @router.post("/preview", response_model=PreviewOut, openapi_extra=openapi_body(RunSpec))
@@ -57,6 +52,6 @@ async def preview(spec: Annotated[RunSpec, validated(RunSpec)], start: Start = 0
     def compute() -> dict:
         warnings = growth_warnings(spec.schedule)
         stored = StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at=now()))
-        return {**curve(view_of(stored, spec), start, stop, points), "warnings": warnings}
+        return answers.preview(curve(view_of(stored, spec), start, stop, points), warnings)
 
-    return _json(await run_in_threadpool(compute))
+    return answers.json_response(await run_in_threadpool(compute))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from lrserve.api.deps import VERSION_HEADER, RunId
+from lrserve.api import answers
+from lrserve.api.deps import RunId
 from lrserve.api.offload import off_the_loop_if_costly
 from lrserve.api.ranges import LARGE, stream_range
 from lrserve.api.schemas import ErrorOut, LrOut, LrRangeOut
@@ -40,20 +40,13 @@ async def _view(request: Request, run_id: str, last_step: int) -> RunView:
     return view
 
 
-def _json(body: object, view: RunView) -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json",
-                    headers={VERSION_HEADER: str(view.record.version)})
-
-
 @router.get("/runs/{run_id}/lr", response_model=LrOut)
 async def get_lr(run_id: RunId, step: StepQuery, request: Request) -> Response:
     """The learning rate to train step `step` with, and for a run whose schedules cycle momentum its `momentum`
     (null at a step whose schedule in effect does not); a run without any answers no `momentum` field."""
     view = await _view(request, run_id, step)
     lr = await off_the_loop_if_costly(view.lr, step)  # a recursive expression may have to compute up to step
-    if view.momentum is None:
-        return _json({"run_id": run_id, "step": step, "lr": lr}, view)
-    return _json({"run_id": run_id, "step": step, "lr": lr, "momentum": view.momentum_at(step)}, view)
+    return answers.json_response(answers.lr(view, run_id, step, lr), view.record.version)
 
 
 @router.get("/runs/{run_id}/lr/range", response_model=LrRangeOut)
@@ -68,12 +61,11 @@ async def get_lr_range(
     list of the same steps' momentum (null where none), only for a run whose schedules cycle momentum."""
     count = range_count(start, stop, every)
     view = await _view(request, run_id, start + every * (count - 1) if count else start)
-    head = {"run_id": run_id, "start": start, "stop": stop, "every": every}
+    head = answers.lr_range_head(run_id, start, stop, every)
     if count < LARGE:
         steps = np.arange(start, stop, every, dtype=np.float64)
-        body = {**head, "lr": await off_the_loop_if_costly(view.lrs, steps)}
-        if view.momentum is not None:
-            body["momentum"] = view.momentums(steps)  # closed forms only: under 10,000 steps, cheap
-        return _json(body, view)
+        lrs = await off_the_loop_if_costly(view.lrs, steps)
+        momentums = view.momentums(steps)  # closed forms only: under 10,000 steps, cheap; None without momentum
+        return answers.json_response(answers.lr_range(head, lrs, momentums), view.record.version)
     return await stream_range(request.app.state.range_slots, view, head, start, count, every,
-                              {VERSION_HEADER: str(view.record.version)})
+                              answers.version_header(view.record.version))

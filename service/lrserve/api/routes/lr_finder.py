@@ -7,10 +7,10 @@ import math
 from typing import Annotated
 
 import numpy as np
-import orjson
 from fastapi import APIRouter, Query, Response
 
-from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
+from lrserve.api import answers
+from lrserve.api.deps import RunId, RunsDep
 from lrserve.api.schemas import ErrorOut, LrFinderOut
 from lrserve.errors import InvalidInput
 from lrserve.lr_finder import BETA, EARLY_STOP_THRESHOLD, SKIP_BEGIN, SKIP_END, range_test
@@ -56,12 +56,7 @@ def lr_finder(
     lrs = view.lrs(np.array(steps, dtype=np.float64)).tolist() if steps else []
     test = range_test(steps, lrs, losses, beta=beta, early_stop_threshold=threshold, skip_begin=skip_begin,
                       skip_end=skip_end)
-    points = [{"step": step, "lr": lr, "loss": _number(loss), "smoothed": _number(smoothed)}
-              for step, lr, loss, smoothed in zip(test.steps, test.lrs, test.losses, test.smoothed)]
-    body = {"run_id": run_id, "monitor": monitor, "points": points, "suggestion": test.suggestion,
-            "diverged_at": None if test.diverged_at is None else test.steps[test.diverged_at]}
-    return Response(orjson.dumps(body), media_type="application/json",
-                    headers={VERSION_HEADER: str(view.record.version)})
+    return answers.json_response(answers.lr_finder(run_id, monitor, test), view.record.version)
 
 
 def _threshold(text: str) -> float | None:
@@ -79,10 +74,3 @@ def _threshold(text: str) -> float | None:
             f"that many times its best, as in Lightning's lr_find), or null to never stop early; received {shown}"
         )
     return value
-
-
-def _number(value: float) -> float | str:
-    """A loss as the API writes metrics: a JSON number, or "NaN", "Infinity", "-Infinity"."""
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"

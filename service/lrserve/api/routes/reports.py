@@ -8,10 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from lrserve.api import events
+from lrserve.api import answers, events
 from lrserve.api.bodies import openapi_body, validated
-from lrserve.api.deps import VERSION_HEADER, RunId, RunsDep
-from lrserve.api.routes.runs import run_body
+from lrserve.api.deps import RunId, RunsDep
 from lrserve.api.schemas import ErrorOut, ReportList, ReportOutcome, RevisionCreated, RunOut
 from lrserve.pages import report_page
 from lrserve.spec import MAX_STEP, Report, Revision, Rewind
@@ -31,9 +30,8 @@ def report_metrics(run_id: RunId, report: Report, runs: RunsDep, response: Respo
     answer = runs.report(run_id, report)
     record = answer.record
     events.reported(run_id, record, answer.new)
-    response.headers[VERSION_HEADER] = str(answer.version)
-    return {"run_id": run_id, "step": record.step, "next_lr": record.next_lr,
-            "reduced": record.reduced, "state": record.state, "warnings": answer.warnings}
+    response.headers.update(answers.version_header(answer.version))
+    return answers.report_outcome(run_id, record, answer.warnings)
 
 
 @router.get("/runs/{run_id}/metrics", response_model=ReportList)
@@ -49,9 +47,9 @@ def list_reports(
     """The accepted reports, oldest first, each with its outcome, a page at a time: pass `next_after_step`
     back as `after_step` for the next page; it is null on the last page."""
     view = runs.view(run_id)
-    response.headers[VERSION_HEADER] = str(view.record.version)
+    response.headers.update(answers.version_header(view.record.version))
     page, next_after_step = report_page(view.reports, after_step, limit)
-    return {"run_id": run_id, "reports": [r.__dict__ for r in page], "next_after_step": next_after_step}
+    return answers.report_list(run_id, page, next_after_step)
 
 
 @router.post("/runs/{run_id}/rewind", response_model=RunOut)
@@ -60,8 +58,8 @@ async def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response)
     view = await run_in_threadpool(runs.rewind, run_id, body)
     events.rewound(run_id, body.step, view)
     await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
-    response.headers[VERSION_HEADER] = str(view.record.version)
-    return run_body(view)
+    response.headers.update(answers.version_header(view.record.version))
+    return answers.run(view)
 
 
 @router.post("/runs/{run_id}/revisions", response_model=RevisionCreated, status_code=201,
@@ -77,5 +75,5 @@ async def revise(run_id: RunId, body: Annotated[Revision, validated(Revision)], 
     if revised.new:
         await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
     response.status_code = 201 if revised.new else 200
-    response.headers[VERSION_HEADER] = str(revised.version)
-    return {"run_id": run_id, **revised.record.__dict__, "warnings": revised.warnings}
+    response.headers.update(answers.version_header(revised.version))
+    return answers.revision_created(run_id, revised.record, revised.warnings)

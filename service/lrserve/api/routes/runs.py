@@ -8,29 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from lrserve.api import events
+from lrserve.api import answers, events
 from lrserve.api.bodies import openapi_body, validated
-from lrserve.api.deps import VERSION_HEADER, RunId, RunIdPrefix, RunsDep
+from lrserve.api.deps import RunId, RunIdPrefix, RunsDep
 from lrserve.api.schemas import ErrorOut, RunCreated, RunList, RunOut
 from lrserve.api.waits import DEFAULT_WAIT, MAX_WAIT, until_reported
-from lrserve.history import RunView
 from lrserve.pages import parse_cursor
 from lrserve.spec import MAX_STEP, RunSpec
 
 router = APIRouter(tags=["runs"], responses={422: {"model": ErrorOut}})
-
-
-def run_body(view: RunView) -> dict[str, Any]:
-    return {
-        "run_id": view.record.run_id,
-        "spec": view.record.spec,
-        "state": view.state.__dict__ if view.state is not None else None,
-        "latest_step": view.latest_step,
-        "reports": len(view.reports),
-        "revisions": [r.__dict__ for r in view.revisions],
-        "created_at": view.record.created_at,
-        "version": view.record.version,
-    }
 
 
 @router.put("/runs/{run_id}", response_model=RunCreated, status_code=201,
@@ -44,8 +30,8 @@ def create_run(run_id: RunId, spec: Annotated[RunSpec, validated(RunSpec)], runs
     created = runs.create(run_id, spec)
     events.run_put(run_id, created.new)
     response.status_code = 201 if created.new else 200
-    response.headers[VERSION_HEADER] = str(created.view.record.version)
-    return {**run_body(created.view), "warnings": created.warnings}
+    response.headers.update(answers.version_header(created.view.record.version))
+    return answers.run_created(created.view, created.warnings)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut,
@@ -67,12 +53,12 @@ async def get_run(
     view = await run_in_threadpool(runs.view, run_id)
     if wait_for_step is not None:
         view = await until_reported(runs, run_id, view, wait_for_step, wait)
-    etag = f'"{view.record.seq}-{view.record.version}"'
-    headers = {VERSION_HEADER: str(view.record.version), "ETag": etag}
+    etag = answers.etag(view.record.stamp)
+    headers = {**answers.version_header(view.record.version), "ETag": etag}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     response.headers.update(headers)
-    return run_body(view)
+    return answers.run(view)
 
 
 @router.delete("/runs/{run_id}", status_code=204, responses={404: {"model": ErrorOut}})
@@ -95,11 +81,4 @@ def list_runs(
     `cursor` (with the same `prefix`) for the next page."""
     records = runs.list_runs(parse_cursor(cursor), limit + 1, prefix)
     page = records[:limit]
-    return {
-        "runs": [
-            {"run_id": r.run_id, "spec": r.spec, "created_at": r.created_at,
-             "latest_step": r.latest_step, "version": r.version}
-            for r in page
-        ],
-        "next_cursor": str(page[-1].seq) if len(records) > limit else None,
-    }
+    return answers.run_list(page, str(page[-1].seq) if len(records) > limit else None)
