@@ -11,11 +11,11 @@ The Keras callback and the PyTorch scheduler live in `lrclient.keras` and `lrcli
 """
 
 from ._async_client import AsyncClient
-from ._base import RetryPolicy
 from ._client import Client
 from ._exceptions import (
     APIError,
     Conflict,
+    InvalidRequest,
     InvalidSpec,
     LrserveError,
     NotFound,
@@ -28,6 +28,7 @@ from ._exceptions import (
     Unauthorized,
 )
 from ._rates import LearningRates
+from ._retry import RetryPolicy
 from ._types import (
     LrFinderPoint,
     LrFinderResult,
@@ -47,6 +48,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Conflict",
+    "InvalidRequest",
     "InvalidSpec",
     "LearningRates",
     "LrFinderPoint",

@@ -9,7 +9,8 @@
         ├── NotFound            404  unknown run
         ├── Conflict            409  a different spec under this id, or a report/revision contradicting history
         ├── PayloadTooLarge     413  request body over the service's limit
-        ├── InvalidSpec         422  invalid spec, step, metrics or query (the detail names the field)
+        ├── InvalidRequest      422  invalid spec, step, metrics or query (the detail names the field);
+        │                            also named InvalidSpec, its older name
         ├── ServiceUnavailable  503  the service cannot reach its storage (after retries)
         └── ServerError         other 5xx (after retries); a bug in the service or a proxy in front of it
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "APIError",
     "Conflict",
+    "InvalidRequest",
     "InvalidSpec",
     "LrserveError",
     "NotFound",
@@ -83,8 +85,12 @@ class PayloadTooLarge(APIError):
     """413: the request body is larger than the service accepts."""
 
 
-class InvalidSpec(APIError):
+class InvalidRequest(APIError):
     """422: the spec, step, metrics or query parameters are not acceptable; `detail` names the field."""
+
+
+InvalidSpec = InvalidRequest
+"""The older name of `InvalidRequest` (the same class): every 422 raises it, not only a bad spec."""
 
 
 class ServiceUnavailable(APIError):

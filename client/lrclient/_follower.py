@@ -40,7 +40,7 @@ from ._adapter import (
     waits_for_chief,
 )
 from . import _base
-from ._base import RetryPolicy
+from ._retry import RetryPolicy
 from ._client import Client
 from ._exceptions import ReportsAhead, ServiceUnreachable
 from ._rates import LearningRates

@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 
 from . import _base
 from ._client import Client
-from ._exceptions import InvalidSpec, LrserveError, ServiceUnreachable
+from ._exceptions import InvalidRequest, LrserveError, ServiceUnreachable
 from ._types import ReportOutcome, Run
 
 T = TypeVar("T")
@@ -212,7 +212,7 @@ class LearningRates:
         stop = max(step + 1, min(step + horizon, step + MAX_RANGE_VALUES, MAX_STEP + 1))
         try:
             fetched = self._send(_base.lr_range(self.run_id, step, stop))
-        except InvalidSpec:
+        except InvalidRequest:
             if stop - step == 1:
                 raise
             # The step is fine but a later one of the horizon is not (e.g. past a recursive

@@ -60,7 +60,7 @@ def test_every_method_of_the_async_client_works_against_a_real_server(server: Se
                 await client.get_run(run_id)
             with pytest.raises(lrclient.Conflict):
                 await client.create_run(others[0], HALVING)
-            with pytest.raises(lrclient.InvalidSpec):
+            with pytest.raises(lrclient.InvalidRequest):
                 await client.lr(others[0], -1)
         with pytest.raises(RuntimeError):
             await client.lr(others[0], 0)
@@ -88,7 +88,7 @@ def test_prefixes_and_pages_behave_as_in_the_sync_client(server: Server, run_id:
             rest = await client.list_runs(cursor=first.next_cursor, prefix=f"{run_id}_")
             assert [r.run_id for r in rest.runs] == mine[2:] and rest.next_cursor is None
             assert [r.run_id async for r in client.iter_runs(page_size=2, prefix=f"{run_id}_")] == mine
-            with pytest.raises(lrclient.InvalidSpec, match="cursor"):
+            with pytest.raises(lrclient.InvalidRequest, match="cursor"):
                 await client.list_runs(cursor="\u00b2")
 
             assert await client.report_page(run_id, after_step=1, limit=3) == expected_page

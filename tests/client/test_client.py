@@ -96,7 +96,7 @@ def test_list_runs_and_iter_runs_keep_only_ids_starting_with_a_literal_prefix(
 def test_a_prefix_or_cursor_the_service_refuses_raises_invalid_spec_naming_it(
     client: lrclient.Client, arguments: dict[str, str], named: str
 ) -> None:
-    with pytest.raises(lrclient.InvalidSpec) as raised:
+    with pytest.raises(lrclient.InvalidRequest) as raised:
         client.list_runs(**arguments)
     assert raised.value.status == 422 and named in raised.value.detail
 
@@ -120,7 +120,7 @@ def test_report_page_gives_one_page_and_the_after_step_of_the_next(client: lrcli
     assert last.next_after_step is None
     whole = client.report_page(run_id)
     assert [e.step for e in whole.reports] == list(range(7)) and whole.next_after_step is None
-    with pytest.raises(lrclient.InvalidSpec):
+    with pytest.raises(lrclient.InvalidRequest):
         client.report_page(run_id, limit=10_001)
 
 

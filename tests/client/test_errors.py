@@ -24,11 +24,16 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_every_exception_is_an_lrserve_error_and_api_errors_carry_status_and_detail() -> None:
     for cls in (lrclient.Unauthorized, lrclient.NotFound, lrclient.Conflict, lrclient.PayloadTooLarge,
-                lrclient.InvalidSpec, lrclient.ServiceUnavailable, lrclient.ServerError):
+                lrclient.InvalidRequest, lrclient.ServiceUnavailable, lrclient.ServerError):
         assert issubclass(cls, lrclient.APIError) and issubclass(cls, lrclient.LrserveError)
     assert issubclass(lrclient.ServiceUnreachable, lrclient.TransportError)
     assert issubclass(lrclient.TransportError, lrclient.LrserveError)
     assert not issubclass(lrclient.TransportError, lrclient.APIError)
+
+
+def test_invalid_spec_is_the_older_name_of_invalid_request() -> None:
+    assert lrclient.InvalidSpec is lrclient.InvalidRequest
+    assert "InvalidSpec" in lrclient.__all__ and "InvalidRequest" in lrclient.__all__
 
 
 def test_an_unknown_run_is_not_found_with_the_services_detail(client: lrclient.Client, run_id: str,
@@ -64,11 +69,11 @@ def test_reports_that_contradict_history_are_conflicts(client: lrclient.Client, 
 def test_an_invalid_spec_names_the_field(client: lrclient.Client, run_id: str, counting: CountingTransport) -> None:
     bad = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": -5,
                         "decay_rate": 0.5}}
-    with pytest.raises(lrclient.InvalidSpec) as caught:
+    with pytest.raises(lrclient.InvalidRequest) as caught:
         client.create_run(run_id, bad)
     assert caught.value.status == 422 and "decay_steps" in caught.value.detail
     client.create_run(run_id, HALVING)
-    with pytest.raises(lrclient.InvalidSpec, match="step"):
+    with pytest.raises(lrclient.InvalidRequest, match="step"):
         client.lr(run_id, -1)
     assert len(counting.requests) == 3, "a 4xx is never retried"
 
@@ -137,7 +142,7 @@ def answer(status: int, detail: str = "canned") -> httpx.Response:
 
 @pytest.mark.parametrize(("status", "cls"), [
     (400, lrclient.APIError), (401, lrclient.Unauthorized), (404, lrclient.NotFound), (409, lrclient.Conflict),
-    (413, lrclient.PayloadTooLarge), (422, lrclient.InvalidSpec), (500, lrclient.ServerError),
+    (413, lrclient.PayloadTooLarge), (422, lrclient.InvalidRequest), (500, lrclient.ServerError),
     (502, lrclient.ServerError), (503, lrclient.ServiceUnavailable), (504, lrclient.ServerError),
 ])
 def test_each_status_maps_to_its_exception_with_the_detail(status: int, cls: type[lrclient.APIError]) -> None:

@@ -237,7 +237,7 @@ def test_a_horizon_reaching_past_what_the_run_can_serve_falls_back_to_the_one_st
 
     with lrclient.Client("http://lrserve.test", transport=httpx.MockTransport(service)) as client:
         assert LearningRates(client, "r", horizon=100).lr(999_999) == 0.125
-        with pytest.raises(lrclient.InvalidSpec, match="beyond"):
+        with pytest.raises(lrclient.InvalidRequest, match="beyond"):
             LearningRates(client, "r", horizon=1).lr(999_999)
 
 

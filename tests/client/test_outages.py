@@ -124,5 +124,5 @@ def test_other_errors_are_never_hidden_by_on_error_last(client: lrclient.Client,
         rates.lr(0)
     client.create_run(run_id, HALVING)
     assert rates.lr(0) == 0.1
-    with pytest.raises(lrclient.InvalidSpec):
+    with pytest.raises(lrclient.InvalidRequest):
         rates.lr(2**41)
