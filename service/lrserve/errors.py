@@ -1,6 +1,6 @@
 """Domain exceptions. The HTTP layer maps each class to one status code (see api/errors.py).
 
-    LrserveError
+    ServiceError
     ├── RunNotFound         404  the run id is unknown
     ├── Conflict            409  the request contradicts what is stored
     │   ├── SpecConflict         a different spec exists under this run id
@@ -11,16 +11,17 @@
 """
 
 
-class LrserveError(Exception):
-    """Base class; `str(error)` is the message shown to the user as `detail`."""
+class ServiceError(Exception):
+    """Base class; `str(error)` is the message shown to the user as `detail`. (Not `LrserveError`: that is
+    the client's public base class, `lrclient.LrserveError`, a different hierarchy.)"""
 
 
-class RunNotFound(LrserveError):
+class RunNotFound(ServiceError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"Run {run_id!r} does not exist; create it with PUT /runs/{run_id}.")
 
 
-class Conflict(LrserveError):
+class Conflict(ServiceError):
     pass
 
 
@@ -36,11 +37,11 @@ class RevisionConflict(Conflict):
     pass
 
 
-class InvalidInput(LrserveError):
+class InvalidInput(ServiceError):
     pass
 
 
-class StorageUnavailable(LrserveError):
+class StorageUnavailable(ServiceError):
     pass
 
 

@@ -19,7 +19,7 @@ def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[i
     """
     from pydantic import ValidationError
 
-    from lrserve.errors import LrserveError, describe_errors
+    from lrserve.errors import ServiceError, describe_errors
     from lrserve.history import view_of
     from lrserve.runs import range_steps
     from lrserve.spec import RunSpec, growth_warnings
@@ -40,6 +40,6 @@ def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[i
         raise SpecFileError(f"{path} is not JSON: {error}") from None
     except ValidationError as error:
         raise SpecFileError(f"invalid spec: {describe_errors(error.errors())}") from None
-    except LrserveError as error:
+    except ServiceError as error:
         raise SpecFileError(str(error)) from None
     return [int(step) for step in steps], [float(value) for value in values], warnings

@@ -13,13 +13,13 @@ from lrserve.api.bodies import BODY_MODELS, BodyValidationError
 from lrserve.errors import (
     Conflict,
     InvalidInput,
-    LrserveError,
     RunNotFound,
+    ServiceError,
     StorageUnavailable,
     describe_errors,
 )
 
-STATUS_OF: dict[type[LrserveError], int] = {
+STATUS_OF: dict[type[ServiceError], int] = {
     RunNotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
@@ -27,7 +27,7 @@ STATUS_OF: dict[type[LrserveError], int] = {
 }
 
 
-def status_of(error: LrserveError) -> int:
+def status_of(error: ServiceError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS_OF:
             return STATUS_OF[cls]
@@ -47,8 +47,8 @@ def _body_model(request: Request, error: RequestValidationError) -> type | None:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(LrserveError)
-    async def domain_error(request: Request, error: LrserveError) -> JSONResponse:
+    @app.exception_handler(ServiceError)
+    async def domain_error(request: Request, error: ServiceError) -> JSONResponse:
         if isinstance(error, Conflict):
             events.conflict(request.path_params.get("run_id"), error)
         return JSONResponse({"detail": str(error)}, status_code=status_of(error))
