@@ -82,11 +82,13 @@ def reports_here(report: Report, is_chief: Callable[[], bool] | None) -> bool:
     return bool(report)
 
 
-def encode_metrics(logs: Mapping[str, Any]) -> dict[str, Any]:
-    """The numeric entries of `logs` as JSON values; NaN and infinities as the contract's strings.
+def numeric_metrics(logs: Mapping[str, Any]) -> dict[str, Any]:
+    """The numeric entries of a framework's `logs` as JSON values; NaN and infinities as the contract's strings.
 
     Scalars of any kind (Python, NumPy, 0-d or 1-element tensors) count; booleans, strings and
-    larger arrays are left out.
+    larger arrays are left out, ints stay ints. Not `lrclient._base.encode_metrics`, the rule of
+    `Client.report`: a caller names its metrics there, so anything that is not a number is a TypeError, and
+    a string passes through for the service to judge; an adapter reports whatever the framework logged.
     """
     metrics: dict[str, Any] = {}
     for name, value in logs.items():
@@ -120,7 +122,7 @@ def select_metrics(logs: Mapping[str, Any], metrics: Metrics, monitor: str | Non
     else:
         chosen = {name: value for name, value in logs.items()
                   if name == monitor or name.startswith(validation_prefix)}  # type: ignore[arg-type]
-    return encode_metrics(chosen)
+    return numeric_metrics(chosen)
 
 
 def named_metrics(metrics: float | Mapping[str, Any], plateau: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -290,6 +290,8 @@ def encode_metric(name: str, value: float | int | str) -> float | str:
 
 
 def encode_metrics(metrics: Mapping[str, float | int | str]) -> dict[str, float | str]:
+    """The metrics of `Client.report`, each checked and encoded by `encode_metric` (the adapters, which report
+    whatever a framework logged, keep only its numbers instead: `lrclient._adapter.numeric_metrics`)."""
     return {str(name): encode_metric(str(name), value) for name, value in metrics.items()}
 
 

@@ -15,7 +15,7 @@ It decides everything else, once for all adapters: who reports (`report`), what 
 chief's report, resending reports missed during an outage, and the `on_error` policy.
 
 Requests per epoch after the first: the report, and nothing else while reports reduce nothing. The
-prefetch reaches to the end of training (or `BATCH_PREFETCH` steps), and a report's answer revalidates
+prefetch reaches to the end of training (or `BATCH_HORIZON` steps), and a report's answer revalidates
 the cache (it carries the run's version and `next_lr`), so the epoch boundary needs no request. A
 report whose reduction takes effect costs one `lr/range` in the next epoch (epoch runs: none, since
 the answer's `next_lr` is the next epoch's lr).
@@ -43,18 +43,17 @@ from . import _base
 from ._retry import RetryPolicy
 from ._client import Client
 from ._exceptions import ReportsAhead, ServiceUnreachable
-from ._rates import LearningRates
+from ._rates import DEFAULT_HORIZON, LearningRates
 from ._types import ReportOutcome, Run
 
 DEFAULT_RETRY = RetryPolicy(retries=7, backoff=0.2, max_backoff=5.0)
 """The retries of a client the follower creates: 12 to 16 s of waiting, so a restarted service goes unnoticed."""
 DEFAULT_CHIEF_TIMEOUT = 120.0
 """Seconds a worker that does not report waits for the chief's report before it gives up."""
-EPOCH_PREFETCH = 1_000
-"""Epochs fetched ahead in one request when the adapter does not know how many there will be."""
-BATCH_PREFETCH = 10_000
-"""Steps fetched ahead in one request when the adapter does not know how many there will be."""
-PREFETCH_LIMIT = 100_000
+BATCH_HORIZON = 10_000
+"""The horizon of a batch run when the adapter does not know how many steps there will be (an epoch run's is
+`DEFAULT_HORIZON`, 1,000 epochs)."""
+MAX_HORIZON = 100_000
 """The most values one prefetch asks for (about 2 MB of JSON)."""
 RESEND_INTERVAL = 1.0
 """During an outage, queued reports are resent at most this often from `lr` (every boundary tries)."""
@@ -128,19 +127,19 @@ class RunFollower:
         """Create (or load) the run before training. Always raises on an outage: no lr is known yet.
 
         What the adapter knows of the training's length sets how far a prefetch reaches: the whole
-        training when it is known (`epochs`, and `steps_per_epoch` in batch runs), else `EPOCH_PREFETCH`
-        epochs or `BATCH_PREFETCH` steps; at most `PREFETCH_LIMIT`. `horizon` overrides it.
+        training when it is known (`epochs`, and `steps_per_epoch` in batch runs), else `DEFAULT_HORIZON`
+        epochs or `BATCH_HORIZON` steps; at most `MAX_HORIZON`. `horizon` overrides it.
         """
         self.close()
         self.client = self._given_client or self._new_client()
         run = open_run(self.client, self.run_id, self.spec)
         if horizon is None:
             if run.step_unit == "epoch":
-                horizon = epochs or EPOCH_PREFETCH
+                horizon = epochs or DEFAULT_HORIZON
             else:
                 horizon = epochs * steps_per_epoch if epochs and steps_per_epoch else \
-                    max(steps_per_epoch or 0, BATCH_PREFETCH)
-            horizon = min(horizon, PREFETCH_LIMIT)
+                    max(steps_per_epoch or 0, BATCH_HORIZON)
+            horizon = min(horizon, MAX_HORIZON)
         self.rates = LearningRates(self.client, self.run_id, horizon=max(1, horizon), on_error=self.on_error,
                                    run=run)
         self.reporting = reports_here(self.report_policy, self.is_chief)

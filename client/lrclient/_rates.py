@@ -32,8 +32,9 @@ T = TypeVar("T")
 
 MAX_STEP = 2**40
 MAX_RANGE_VALUES = 1_000_000
-BATCH_HORIZON = 1_000
-"""Steps prefetched per request for a batch run when the adapter does not know the epoch's length."""
+DEFAULT_HORIZON = 1_000
+"""The horizon (steps fetched ahead in one request) when nothing tells how long training is: `LearningRates`'
+default for a batch run (1 for an epoch run), and the adapters' default for an epoch run."""
 
 
 class LearningRates:
@@ -208,7 +209,7 @@ class LearningRates:
     def _fetch(self, step: int) -> tuple[float, float | None]:
         """The lr and momentum of `step`, caching those of the horizon from it when the run has not moved."""
         run = self._synced()
-        horizon = self.horizon or (1 if run.step_unit == "epoch" else BATCH_HORIZON)
+        horizon = self.horizon or (1 if run.step_unit == "epoch" else DEFAULT_HORIZON)
         stop = max(step + 1, min(step + horizon, step + MAX_RANGE_VALUES, MAX_STEP + 1))
         try:
             fetched = self._send(_base.lr_range(self.run_id, step, stop))
