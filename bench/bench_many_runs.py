@@ -52,7 +52,7 @@ def run_id(index: int) -> str:
 
 def report_rows() -> list[tuple[object, ...]]:
     """The report rows the service stores for 5 validations of the spec (they do not depend on the run id)."""
-    view = view_of(StoredRun(RunRecord(run_id="template", spec=RunSpec.model_validate(SPEC).canonical(),
+    view = view_of(StoredRun(RunRecord(run_id="template", spec_json=RunSpec.model_validate(SPEC).canonical(),
                                        created_at=now())))
     rows = []
     for epoch in range(REPORTS_PER_RUN):

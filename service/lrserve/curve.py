@@ -62,7 +62,7 @@ def horizon(schedule: dict[str, Any]) -> int:
 
 def extent(view: RunView) -> int:
     """The default `stop` of the run's curve (see the module's docstring), at most the last servable step's."""
-    stop = max(MIN_EXTENT, horizon(view.record.spec["schedule"]))
+    stop = max(MIN_EXTENT, horizon(view.record.spec_json["schedule"]))
     if view.latest_step is not None:
         stop = max(stop, view.latest_step + 2)
     for revision in view.revisions:

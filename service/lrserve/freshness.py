@@ -15,6 +15,15 @@ has not seen could change the answer:
   stamp, and the view is reloaded if another process wrote since.
 
 `EventWatch` keeps the lease; it needs only the store's event log and a clock.
+
+One vocabulary, used by `Runs`, `RunView`, the settings and here:
+
+- *settled*: a value only a rewind, a revision or a delete can change (`RunView.settled(last_step)`).
+- *lease* (seconds, `DEFAULT_LEASE_SECONDS`): how long a read of the event log vouches for settled values
+  held in memory (`EventWatch.lease_held()`), and how long the answer to a rewind, revision or delete is
+  held back (`Runs.lease`).
+- *cache_seconds* (LRSERVE_CACHE_SECONDS, 0 by default): how long after the database last confirmed a view's
+  stamp it may answer any read, settled or not, without asking again: 0 is exact.
 """
 
 from __future__ import annotations
@@ -51,8 +60,9 @@ class EventWatch:
         self.generation = 0
         """Grows whenever views are dropped: a view loaded across a change of generation is not kept."""
 
-    def valid(self) -> bool:
-        """Settled values held in memory may be served now."""
+    def lease_held(self) -> bool:
+        """Settled values held in memory may be served now: the latest read of the log started less than
+        `lease` seconds ago."""
         return self._clock() < self._lease_until
 
     def poll(self) -> None:

@@ -343,6 +343,6 @@ def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord,
 def view_of(stored: StoredRun, spec: RunSpec | None = None) -> RunView:
     """Compile a stored run into a view; `spec`, when it is the stored spec already validated, saves
     validating it again (for an expression-heavy spec, most of the cost)."""
-    if spec is None or spec.canonical() != stored.run.spec:
-        spec = RunSpec.model_validate(stored.run.spec, context={STORED: True})
+    if spec is None or spec.canonical() != stored.run.spec_json:
+        spec = RunSpec.model_validate(stored.run.spec_json, context={STORED: True})
     return _compiled(stored.run, spec, tuple(stored.revisions), tuple(stored.reports))

@@ -71,18 +71,18 @@ class Revised:
 class Runs:
     """Every operation on runs, over one `Store`, with a bounded cache of compiled views.
 
-    `trust_unsettled_for` > 0 lets a view answer any read for that many seconds after it was last
-    checked (fewer queries, reads from other processes' writes may lag by that much); 0, the default,
-    is exact.
+    `cache_seconds` > 0 lets a view answer any read, settled or not, for that many seconds after it was
+    last checked (fewer queries, reads from other processes' writes may lag by that much); 0, the default,
+    is exact. `lease`: see `lrserve.freshness`.
     """
 
-    def __init__(self, store: Store, cache_size: int = 10_000, trust_unsettled_for: float = 0.0,
+    def __init__(self, store: Store, cache_size: int = 10_000, cache_seconds: float = 0.0,
                  lease: float = DEFAULT_LEASE_SECONDS) -> None:
         self.store = store
         self._cache: OrderedDict[str, RunView] = OrderedDict()
         self._checked_at: dict[str, float] = {}
         self._cache_size = cache_size
-        self._trust_unsettled_for = trust_unsettled_for
+        self._cache_seconds = cache_seconds
         self.events = EventWatch(store, drop=self._forget, drop_all=self._forget_all, lease=lease)
         # Striped re-entrant locks: bounded memory however many runs come and go (two runs may share a
         # stripe, and a write that reloads the run takes its stripe again).
@@ -94,7 +94,7 @@ class Runs:
         return len(self._cache)
 
     @property
-    def event_delay(self) -> float:
+    def lease(self) -> float:
         """Seconds to hold back the answer to a rewind, revision or delete (see `lrserve.freshness`)."""
         return self.events.lease
 
@@ -105,10 +105,10 @@ class Runs:
         view = self._cache.get(run_id)
         if view is None:
             return None
-        if view.settled(last_step) and self.events.valid():
+        if view.settled(last_step) and self.events.lease_held():
             return view
-        if self._trust_unsettled_for and time.monotonic() - self._checked_at.get(run_id, -math.inf) < \
-                self._trust_unsettled_for:
+        if self._cache_seconds and time.monotonic() - self._checked_at.get(run_id, -math.inf) < \
+                self._cache_seconds:
             return view
         return None
 
@@ -147,9 +147,9 @@ class Runs:
         """Create the run, or recognise the same spec under this id (`new` False); 409 for another spec."""
         warnings = growth_warnings(spec.schedule)
         canonical = spec.canonical()
-        created = self.store.create_run(RunRecord(run_id=run_id, spec=canonical, created_at=now()))
+        created = self.store.create_run(RunRecord(run_id=run_id, spec_json=canonical, created_at=now()))
         view = self.view(run_id, spec)
-        if not created and view.record.spec != canonical:
+        if not created and view.record.spec_json != canonical:
             raise SpecConflict(
                 f"Run {run_id!r} already exists with a different spec; use another run id, "
                 f"DELETE /runs/{run_id} first, or POST /runs/{run_id}/revisions to change its schedule."

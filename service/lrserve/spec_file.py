@@ -31,7 +31,7 @@ def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[i
             document = {"schedule": document}
         spec = RunSpec.model_validate(document)
         warnings = growth_warnings(spec.schedule)
-        view = view_of(StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at="")))
+        view = view_of(StoredRun(RunRecord(run_id="preview", spec_json=spec.canonical(), created_at="")))
         steps = range_steps(start, stop, every)
         values = view.lrs(steps)
     except OSError as error:

@@ -186,7 +186,7 @@ def test_a_stored_run_accepted_before_the_cost_limits_still_loads_and_serves() -
     for schedule in (costly, sequence(*[leaf] * 11)):
         with pytest.raises(ValidationError, match="too costly"):
             RunSpec.model_validate({"schedule": schedule})
-        record = RunRecord(run_id="old", spec={"schedule": schedule, "plateau": None, "step_unit": "epoch"},
+        record = RunRecord(run_id="old", spec_json={"schedule": schedule, "plateau": None, "step_unit": "epoch"},
                            created_at="2026-01-01T00:00:00Z")
         revision = RevisionRecord(from_step=5, schedule=costly, reason="", created_at="2026-01-01T00:00:00Z")
 

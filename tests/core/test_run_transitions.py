@@ -19,7 +19,7 @@ SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1},
 
 def new_run(spec: dict = SPEC) -> RunView:
     canonical = RunSpec.model_validate(spec).canonical()
-    return view_of(StoredRun(RunRecord(run_id="r", spec=canonical, created_at="t0", seq=1)))
+    return view_of(StoredRun(RunRecord(run_id="r", spec_json=canonical, created_at="t0", seq=1)))
 
 
 def reported(view: RunView, *losses: tuple[int, float]) -> RunView:

@@ -60,7 +60,7 @@ def served(view: RunView, steps: np.ndarray) -> None:
 def stored_and_loaded(spec: RunSpec) -> RunView:
     """The view the service builds for the run once stored: the canonical spec through JSON and back."""
     canonical = json.loads(json.dumps(spec.canonical(), allow_nan=False))
-    view = view_of(StoredRun(RunRecord(run_id="r", spec=canonical, created_at="2026-01-01T00:00:00Z")))
+    view = view_of(StoredRun(RunRecord(run_id="r", spec_json=canonical, created_at="2026-01-01T00:00:00Z")))
     assert view.spec.canonical() == spec.canonical()
     return view
 

@@ -266,7 +266,7 @@ def test_a_run_stored_before_the_new_parameters_is_the_same_spec_as_its_body_sen
     stored = {"schedule": old_schedule, "plateau": None, "step_unit": "batch"}
     store = open_store(server.database_url)
     try:
-        assert store.create_run(RunRecord(run_id=run_id, spec=stored, created_at="2026-11-01T00:00:00Z"))
+        assert store.create_run(RunRecord(run_id=run_id, spec_json=stored, created_at="2026-11-01T00:00:00Z"))
     finally:
         store.close()
     defaults = {"exponential_decay": {"transition_begin": 0, "end_learning_rate": None},

@@ -72,7 +72,7 @@ def test_a_run_deleted_by_one_process_is_gone_for_the_other(two_services) -> Non
 
 def test_a_write_decided_on_a_stale_view_is_decided_again_on_current_data(database_url: str) -> None:
     """Two `Runs` over one database, as two processes would be, each trusting its cache for an hour."""
-    first, second = (Runs(open_store(database_url), trust_unsettled_for=3600.0) for _ in range(2))
+    first, second = (Runs(open_store(database_url), cache_seconds=3600.0) for _ in range(2))
     try:
         first.create("shared", RunSpec.model_validate(SPEC))
         second.view("shared")  # cached with no reports, and not checked again for an hour

@@ -13,7 +13,7 @@ SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1}, "plateau": None,
 
 
 def run(run_id: str) -> RunRecord:
-    return RunRecord(run_id=run_id, spec=SPEC, created_at="2026-11-23T00:00:00Z")
+    return RunRecord(run_id=run_id, spec_json=SPEC, created_at="2026-11-23T00:00:00Z")
 
 
 def report(step: int, reduced: bool = False) -> ReportRecord:
@@ -43,10 +43,10 @@ def append_revision(store: Store, run_id: str, revision: RevisionRecord) -> int:
 
 def test_a_run_is_created_once_and_loads_as_it_was_stored(store: Store) -> None:
     assert store.create_run(run("a")) is True
-    assert store.create_run(RunRecord(run_id="a", spec={"other": 1}, created_at="x")) is False
+    assert store.create_run(RunRecord(run_id="a", spec_json={"other": 1}, created_at="x")) is False
     loaded = store.load("a")
     assert loaded is not None
-    assert (loaded.run.run_id, loaded.run.spec, loaded.run.version) == ("a", SPEC, 0)
+    assert (loaded.run.run_id, loaded.run.spec_json, loaded.run.version) == ("a", SPEC, 0)
     assert loaded.reports == [] and loaded.revisions == []
     assert store.load("missing") is None
 

@@ -61,7 +61,7 @@ def run(view: RunView) -> dict[str, Any]:
     """`GET /runs/{id}`, and the run after a rewind."""
     return {
         "run_id": view.record.run_id,
-        "spec": view.record.spec,
+        "spec": view.record.spec_json,
         "state": tracker_state(view.state),
         "latest_step": view.latest_step,
         "reports": len(view.reports),
@@ -78,7 +78,7 @@ def run_created(view: RunView, warnings: list[str]) -> dict[str, Any]:
 def run_list(records: Iterable[RunRecord], next_cursor: str | None) -> dict[str, Any]:
     return {
         "runs": [
-            {"run_id": r.run_id, "spec": r.spec, "created_at": r.created_at, "latest_step": r.latest_step,
+            {"run_id": r.run_id, "spec": r.spec_json, "created_at": r.created_at, "latest_step": r.latest_step,
              "version": r.version}
             for r in records
         ],

@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
         store = open_store(settings.database_url)
-        runs = Runs(store, trust_unsettled_for=settings.cache_seconds)
+        runs = Runs(store, cache_seconds=settings.cache_seconds)
         runs.events.start()
         app.state.runs = runs
         app.state.range_slots = RangeSlots()

@@ -20,13 +20,17 @@ from typing import Any
 
 
 Stamp = tuple[int, int]
-"""(seq, version): which creation of a run, and how many writes it has seen."""
+"""(seq, version): which creation of a run, and how many writes it has seen. The API answers the version in
+`X-Run-Version` and the stamp as the run's ETag (`lrserve.api.answers`)."""
 
 
 @dataclass(frozen=True)
 class RunRecord:
+    """A run as stored. `spec_json` is its spec's canonical JSON document (`RunSpec.canonical()`), not
+    validated again here; `RunView.spec` is the validated `RunSpec` made from it."""
+
     run_id: str
-    spec: dict[str, Any]
+    spec_json: dict[str, Any]
     created_at: str
     version: int = 0
     seq: int = 0

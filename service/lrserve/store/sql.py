@@ -20,7 +20,7 @@ from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, RunWrite
 
 def run_from_row(seq: int, run_id: str, spec: str, created_at: str, version: int,
                  latest_step: int | None = None) -> RunRecord:
-    return RunRecord(run_id=run_id, spec=json.loads(spec), created_at=created_at, version=version, seq=seq,
+    return RunRecord(run_id=run_id, spec_json=json.loads(spec), created_at=created_at, version=version, seq=seq,
                      latest_step=latest_step)
 
 
@@ -89,7 +89,7 @@ class SqlStore(Store):
         with self._transaction() as db:
             cursor = self._run(
                 db, "INSERT INTO runs (run_id, spec, created_at) VALUES (?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-                (run.run_id, json.dumps(run.spec), run.created_at),
+                (run.run_id, json.dumps(run.spec_json), run.created_at),
             )
             return cursor.rowcount == 1
 

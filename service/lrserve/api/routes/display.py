@@ -51,7 +51,7 @@ async def preview(spec: Annotated[RunSpec, validated(RunSpec)], start: Start = 0
     names the field), with the `warnings` its PUT would answer; nothing is stored."""
     def compute() -> dict:
         warnings = growth_warnings(spec.schedule)
-        stored = StoredRun(RunRecord(run_id="preview", spec=spec.canonical(), created_at=now()))
+        stored = StoredRun(RunRecord(run_id="preview", spec_json=spec.canonical(), created_at=now()))
         return answers.preview(curve(view_of(stored, spec), start, stop, points), warnings)
 
     return answers.json_response(await run_in_threadpool(compute))

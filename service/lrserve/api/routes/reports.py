@@ -57,7 +57,7 @@ async def rewind(run_id: RunId, body: Rewind, runs: RunsDep, response: Response)
     """Forget every report after `step` (resume from a checkpoint); revisions are kept."""
     view = await run_in_threadpool(runs.rewind, run_id, body)
     events.rewound(run_id, body.step, view)
-    await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
+    await asyncio.sleep(runs.lease)  # every process has seen it before anyone is told
     response.headers.update(answers.version_header(view.record.version))
     return answers.run(view)
 
@@ -73,7 +73,7 @@ async def revise(run_id: RunId, body: Annotated[Revision, validated(Revision)], 
     revised = await run_in_threadpool(runs.revise, run_id, body)
     events.revised(run_id, revised.record, revised.new)
     if revised.new:
-        await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
+        await asyncio.sleep(runs.lease)  # every process has seen it before anyone is told
     response.status_code = 201 if revised.new else 200
     response.headers.update(answers.version_header(revised.version))
     return answers.revision_created(run_id, revised.record, revised.warnings)

@@ -66,7 +66,7 @@ async def delete_run(run_id: RunId, runs: RunsDep) -> Response:
     """Remove the run and its whole history."""
     await run_in_threadpool(runs.delete, run_id)
     events.deleted(run_id)
-    await asyncio.sleep(runs.event_delay)  # every process has seen it before anyone is told
+    await asyncio.sleep(runs.lease)  # every process has seen it before anyone is told
     return Response(status_code=204)
 
 
