@@ -23,6 +23,7 @@ import httpx
 import jax
 import jax.numpy as jnp
 import lrclient
+import lrclient.transformers
 import optax
 import pytest
 import torch
@@ -34,16 +35,16 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 pl = pytest.importorskip("lightning.pytorch")
 import lrclient.lightning  # noqa: E402 - needs lightning
-import lrclient.transformers  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*does not have many workers:UserWarning", "ignore:.*log_every_n_steps:UserWarning")
 
-EPOCHS, BATCHES = 6, 3  # optimizer steps per epoch; a report at the last step of each epoch
+EPOCHS, BATCHES = 6, 3  # 6 epochs of 3 optimizer steps; a report at the last step of each epoch
 REPORT_STEPS = [BATCHES * e + BATCHES - 1 for e in range(EPOCHS)]
 # constant 0.04; patience 0 halves the lr at every report that does not improve the probe metric
 SPEC = {"schedule": {"type": "constant", "learning_rate": 0.04}, "step_unit": "batch"}
-PROBE = [1.0, 0.5, 0.75, 0.75, 0.75, 0.75]  # float32-exact (Lightning logs float32); improves at reports 0 and 1, then every report reduces
+# improves at reports 0 and 1, then every report reduces; exact in float32, as Lightning logs it
+PROBE = [1.0, 0.5, 0.75, 0.75, 0.75, 0.75]
 REDUCED = [False, False, True, True, True, True]
 
 AfterEpoch = Callable[[int], None]
@@ -336,8 +337,8 @@ def test_when_the_chief_dies_a_worker_fails_clearly_within_chief_timeout(
     loop: Loop, server: Server, run_id: str
 ) -> None:
     """The chief reports epoch 0 and dies; the worker waits 0.5 s for the report of epoch 1, then raises."""
-    loop.train(loop.adapter(run_id, base_url=server.url, report="chief", is_chief=lambda: True), 1, PROBE, nothing,
-               [])
+    chief = loop.adapter(run_id, base_url=server.url, report="chief", is_chief=lambda: True)
+    loop.train(chief, 1, PROBE, nothing, [])
     worker = loop.adapter(run_id, base_url=server.url, report="chief", is_chief=lambda: False, chief_timeout=0.5)
     ended: list[float] = []
     used: list[float] = []
