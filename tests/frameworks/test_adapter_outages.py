@@ -23,6 +23,7 @@ import httpx
 import jax
 import jax.numpy as jnp
 import lrclient
+import lrclient._follower
 import lrclient.transformers
 import optax
 import pytest
@@ -264,9 +265,16 @@ class Outage:
 
 
 def test_on_error_last_trains_through_an_outage_and_resends_the_missed_reports(
-    loop: Loop, tmp_path: Path, run_id: str, quick_client: Callable[[str], lrclient.Client]
+    loop: Loop, tmp_path: Path, run_id: str, quick_client: Callable[[str], lrclient.Client],
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Down after epoch 1, back after epoch 3: the reports of epochs 2 and 3 are queued, and each reduces."""
+    """Down after epoch 1, back after epoch 3: the reports of epochs 2 and 3 are queued, and each reduces.
+
+    The Hugging Face and optax adapters try to resend at the report (the epoch's end, before the restart) and
+    then from `lr` at most every `RESEND_INTERVAL` (1 s): which lr the first steps after a restart take would
+    depend on how fast the service restarted. With no interval, the first `lr` after the restart resends.
+    """
+    monkeypatch.setattr(lrclient._follower, "RESEND_INTERVAL", 0.0)
     used: list[float] = []
     with running_server(f"sqlite:///{tmp_path / 'lr.db'}") as server:
         outage = Outage(server, stop=1, start=3)
