@@ -8,7 +8,7 @@ import math
 import lrclient
 import pytest
 
-from ._helpers import HALVING, PIECEWISE, AsyncCountingTransport, Server
+from support import HALVING_PLATEAU, PIECEWISE, AsyncCountingTransport, Server
 
 
 def test_every_method_of_the_async_client_works_against_a_real_server(server: Server, run_id: str) -> None:
@@ -18,9 +18,9 @@ def test_every_method_of_the_async_client_works_against_a_real_server(server: Se
             assert await client.health() is True
             assert await client.ready() is True
 
-            created = await client.create_run(run_id, HALVING)
+            created = await client.create_run(run_id, HALVING_PLATEAU)
             assert created.created and created.spec["plateau"]["factor"] == 0.5
-            assert (await client.create_run(run_id, HALVING)).created is False
+            assert (await client.create_run(run_id, HALVING_PLATEAU)).created is False
             seen = await client.get_run(run_id)
             assert seen.version == 0 and seen.etag is not None
             assert await client.get_run_if_changed(run_id, seen.etag) is None
@@ -59,7 +59,7 @@ def test_every_method_of_the_async_client_works_against_a_real_server(server: Se
             with pytest.raises(lrclient.NotFound):
                 await client.get_run(run_id)
             with pytest.raises(lrclient.Conflict):
-                await client.create_run(others[0], HALVING)
+                await client.create_run(others[0], HALVING_PLATEAU)
             with pytest.raises(lrclient.InvalidSpec):
                 await client.lr(others[0], -1)
         with pytest.raises(RuntimeError):
@@ -74,7 +74,7 @@ def test_prefixes_and_pages_behave_as_in_the_sync_client(server: Server, run_id:
         for i, each in enumerate(mine):
             sync.create_run(each, PIECEWISE)
             sync.create_run(f"{run_id}-{i}", PIECEWISE)  # "_" is no wildcard: never listed
-        sync.create_run(run_id, HALVING)
+        sync.create_run(run_id, HALVING_PLATEAU)
         for step in range(7):
             sync.report(run_id, step, {"val_loss": float(step)})
         expected_page = sync.report_page(run_id, after_step=1, limit=3)

@@ -10,14 +10,14 @@ import lrclient
 import numpy as np
 import pytest
 
-from ._helpers import HALVING, PIECEWISE, CountingTransport, Server, free_port, running_server
+from support import HALVING_PLATEAU, PIECEWISE, CountingTransport, Server, free_port, running_server
 
 
 def test_create_run_says_whether_it_created_the_run_and_returns_the_normalized_spec(
     client: lrclient.Client, run_id: str
 ) -> None:
-    first = client.create_run(run_id, HALVING)
-    again = client.create_run(run_id, HALVING)
+    first = client.create_run(run_id, HALVING_PLATEAU)
+    again = client.create_run(run_id, HALVING_PLATEAU)
     assert (first.created, again.created) == (True, False)
     assert first.run_id == run_id
     assert first.spec["step_unit"] == "epoch", "defaults are filled in"
@@ -28,7 +28,7 @@ def test_create_run_says_whether_it_created_the_run_and_returns_the_normalized_s
 
 
 def test_get_run_reflects_reports_revisions_and_versions(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     client.report(run_id, 0, {"val_loss": 1.0})
     client.revise(run_id, 5, {"type": "constant", "learning_rate": 0.2}, reason="longer run")
     run = client.get_run(run_id)
@@ -40,7 +40,7 @@ def test_get_run_reflects_reports_revisions_and_versions(client: lrclient.Client
 
 
 def test_get_run_if_changed_is_none_until_the_run_changes(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     seen = client.get_run(run_id)
     assert seen.etag is not None
     assert client.get_run_if_changed(run_id, seen.etag) is None
@@ -51,7 +51,7 @@ def test_get_run_if_changed_is_none_until_the_run_changes(client: lrclient.Clien
 
 
 def test_delete_run_removes_it(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     assert client.delete_run(run_id) is None
     with pytest.raises(lrclient.NotFound):
         client.get_run(run_id)
@@ -102,7 +102,7 @@ def test_a_prefix_or_cursor_the_service_refuses_raises_invalid_spec_naming_it(
 
 
 def report_losses(client: lrclient.Client, run_id: str, steps: range) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     for step in steps:
         client.report(run_id, step, {"val_loss": float(step)})
 
@@ -176,7 +176,7 @@ def test_lr_and_lr_range_serve_the_schedule(client: lrclient.Client, run_id: str
 
 
 def test_report_returns_the_next_lr_and_whether_it_reduced(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     first = client.report(run_id, 0, {"val_loss": 1.0})
     worse = client.report(run_id, 1, {"val_loss": 2.0})
     assert (first.step, first.next_lr, first.reduced, first.version) == (0, 0.1, False, 1)
@@ -186,7 +186,7 @@ def test_report_returns_the_next_lr_and_whether_it_reduced(client: lrclient.Clie
 
 
 def test_reports_lists_each_accepted_report_with_its_outcome(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     client.report(run_id, 0, {"val_loss": 1.0, "accuracy": 0.5})
     client.report(run_id, 3, {"val_loss": 2.0})
     entries = client.reports(run_id)
@@ -199,7 +199,7 @@ def test_reports_lists_each_accepted_report_with_its_outcome(client: lrclient.Cl
 
 
 def test_rewind_forgets_later_reports_and_returns_the_run(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     for step, loss in enumerate([1.0, 2.0, 3.0]):
         client.report(run_id, step, {"val_loss": loss})
     run = client.rewind(run_id, 0)
@@ -231,7 +231,7 @@ def test_create_run_and_revise_carry_the_services_warnings(client: lrclient.Clie
 
 def test_revise_may_change_only_the_plateau_and_a_repeat_is_the_original(client: lrclient.Client,
                                                                          run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     first = client.revise(run_id, 3, plateau={"factor": 0.1}, reason="deeper cuts")
     again = client.revise(run_id, 3, plateau={"factor": 0.1}, reason="deeper cuts")
 
@@ -267,7 +267,7 @@ def test_health_and_ready_make_one_attempt_and_say_false_when_nothing_listens() 
 def test_non_finite_metrics_are_sent_as_the_contract_strings_and_read_back_as_floats(
     client: lrclient.Client, api: httpx.Client, run_id: str
 ) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     metrics = {"val_loss": math.nan, "up": math.inf, "down": -math.inf, "np": np.float32(0.25), "n": 3}
     client.report(run_id, 0, metrics)
     stored = api.get(f"/runs/{run_id}/metrics").json()["reports"][0]["metrics"]
@@ -291,7 +291,7 @@ def test_a_metric_that_is_not_a_number_is_refused_before_sending(client: lrclien
 def test_dot_run_ids_reach_their_own_run_rather_than_a_collapsed_path(client: lrclient.Client, run_id: str) -> None:
     client.create_run(run_id, PIECEWISE)
     for dots in (".", ".."):
-        assert client.create_run(dots, HALVING).created is True
+        assert client.create_run(dots, HALVING_PLATEAU).created is True
         assert client.get_run(dots).run_id == dots
         assert client.lr(dots, 0) == 0.1
         client.delete_run(dots)
