@@ -6,6 +6,8 @@ is easy to compute by hand."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
 import socket
@@ -14,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import lrclient
 import psycopg
 import pytest
 
@@ -259,3 +262,72 @@ class AsyncCountingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+# --- the client's twins behind one interface ----------------------------------------------------------------
+
+
+class AwaitedClient:
+    """An `lrclient.AsyncClient` with the method names of `lrclient.Client`, each call awaited on an event
+    loop of its own, so one test body checks both twins method by method (as httpx tests its twins).
+
+    A coroutine is run to its result; an async iterator becomes a lazy iterator whose every `next` awaits
+    one item. Closing closes the client, not the loop, so a call after `close` meets the client's own
+    error; `finish` closes the loop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+        self.wrapped = lrclient.AsyncClient(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.wrapped, name)
+        if not callable(method):
+            return method
+
+        def awaited(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                return self._runner.run(result)
+            if isinstance(result, AsyncIterator):
+                return self._iterate(result)
+            return result
+
+        return awaited
+
+    def _iterate(self, items: AsyncIterator[Any]) -> Iterator[Any]:
+        async def one() -> Any:
+            return await anext(items)
+
+        while True:
+            try:
+                yield self._runner.run(one())
+            except StopAsyncIteration:
+                return
+
+    def close(self) -> None:
+        self._runner.run(self.wrapped.close())
+
+    def finish(self) -> None:
+        self._runner.close()
+
+    def __enter__(self) -> AwaitedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def client_twin(kind: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
+    """`lrclient.Client(*args, **kwargs)` if `kind` is "Client", else the same `AsyncClient` behind an
+    `AwaitedClient`; closed on exit (the loop stays open until the block ends, for calls after a close)."""
+    if kind == "Client":
+        with lrclient.Client(*args, **kwargs) as client:
+            yield client
+        return
+    client = AwaitedClient(*args, **kwargs)
+    try:
+        with client:
+            yield client
+    finally:
+        client.finish()

@@ -1,8 +1,11 @@
-"""Client: every method against a real lrserve process, with values computed by hand from simple specs."""
+"""Client and AsyncClient, the twins: every method against a real lrserve process, with values computed by
+hand from simple specs. Each test runs once per twin (the async one behind `support.AwaitedClient`, every
+call awaited), so their parity is checked method by method."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -10,7 +13,80 @@ import lrclient
 import numpy as np
 import pytest
 
-from support import HALVING_PLATEAU, PIECEWISE, CountingTransport, Server, free_port, running_server
+from support import (HALVING_PLATEAU, PIECEWISE, AsyncCountingTransport, CountingTransport, Server, client_twin,
+                     free_port, running_server)
+
+TWINS = ["Client", "AsyncClient"]
+
+
+@pytest.fixture(params=TWINS)
+def twin(request: pytest.FixtureRequest) -> str:
+    """Which twin the test drives: "Client" or "AsyncClient"."""
+    return request.param
+
+
+@pytest.fixture
+def counting(twin: str) -> CountingTransport | AsyncCountingTransport:
+    """The real transport of the twin, recording every request (overrides the sync-only conftest one)."""
+    return CountingTransport() if twin == "Client" else AsyncCountingTransport()
+
+
+@pytest.fixture
+def client(twin: str, server: Server, counting: CountingTransport) -> Iterator[lrclient.Client]:
+    """The twin, of the session's server, whose requests `counting` records; quick retries."""
+    with client_twin(twin, server.url, transport=counting, backoff=0.01) as each:
+        yield each
+
+
+def test_every_method_works_in_one_run_from_creation_to_deletion(twin: str, server: Server, run_id: str) -> None:
+    with client_twin(twin, server.url) as client:
+        assert client.health() is True
+        assert client.ready() is True
+
+        created = client.create_run(run_id, HALVING_PLATEAU)
+        assert created.created and created.spec["plateau"]["factor"] == 0.5
+        assert client.create_run(run_id, HALVING_PLATEAU).created is False
+        seen = client.get_run(run_id)
+        assert seen.version == 0 and seen.etag is not None
+        assert client.get_run_if_changed(run_id, seen.etag) is None
+
+        assert client.lr(run_id, 7) == 0.1
+        assert client.lr_range(run_id, 0, 3).lr == (0.1, 0.1, 0.1)
+
+        assert client.report(run_id, 0, {"val_loss": 1.0}).next_lr == 0.1
+        worse = client.report(run_id, 1, {"val_loss": math.nan})
+        assert (worse.next_lr, worse.reduced, worse.version) == (0.05, True, 2)
+        entries = client.reports(run_id)
+        assert [e.step for e in entries] == [0, 1] and math.isnan(entries[1].metrics["val_loss"])
+        changed = client.get_run_if_changed(run_id, seen.etag)
+        assert changed is not None and changed.latest_step == 1
+
+        revision = client.revise(run_id, 10, {"type": "constant", "learning_rate": 0.01}, "tail")
+        assert (revision.from_step, revision.reason, revision.created) == (10, "tail", True)
+        assert created.warnings == () and revision.warnings == ()
+        plateau = client.revise(run_id, 10, plateau={"patience": 2})
+        assert (plateau.schedule, plateau.plateau, plateau.created) == (None, {"patience": 2}, True)
+        assert client.revise(run_id, 10, plateau={"patience": 2}).created is False
+        assert client.lr_range(run_id, 9, 11).lr == (0.05, 0.005), "the plateau factor carries on"
+        rewound = client.rewind(run_id, 0)
+        assert (rewound.latest_step, rewound.reports, len(rewound.revisions)) == (0, 1, 2)
+        assert client.lr(run_id, 5) == 0.1
+
+        others = [f"{run_id}-{i}" for i in range(3)]
+        for each in others:
+            client.create_run(each, PIECEWISE)
+        page = client.list_runs(limit=1)
+        assert len(page.runs) == 1 and page.next_cursor is not None
+        listed = [r.run_id for r in client.iter_runs(page_size=2) if r.run_id.startswith(run_id)]
+        assert listed == [run_id, *others]
+
+        client.delete_run(run_id)
+        with pytest.raises(lrclient.NotFound):
+            client.get_run(run_id)
+        with pytest.raises(lrclient.Conflict):
+            client.create_run(others[0], HALVING_PLATEAU)
+        with pytest.raises(lrclient.InvalidSpec):
+            client.lr(others[0], -1)
 
 
 def test_create_run_says_whether_it_created_the_run_and_returns_the_normalized_spec(
@@ -247,18 +323,19 @@ def test_health_and_ready_are_true_for_a_running_server(client: lrclient.Client)
     assert client.ready() is True
 
 
-def test_ready_is_false_when_the_storage_is_gone_and_health_stays_true(tmp_path: Path) -> None:
+def test_ready_is_false_when_the_storage_is_gone_and_health_stays_true(twin: str, tmp_path: Path) -> None:
     path = tmp_path / "doomed.db"
-    with running_server(f"sqlite:///{path}") as server, lrclient.Client(server.url) as client:
+    with running_server(f"sqlite:///{path}") as server, client_twin(twin, server.url) as client:
         assert client.ready() is True
         path.unlink()
         assert client.ready() is False
         assert client.health() is True
 
 
-def test_health_and_ready_make_one_attempt_and_say_false_when_nothing_listens() -> None:
-    counting = CountingTransport()
-    with lrclient.Client(f"http://127.0.0.1:{free_port()}", transport=counting, retries=3) as client:
+def test_health_and_ready_make_one_attempt_and_say_false_when_nothing_listens(
+    twin: str, counting: CountingTransport
+) -> None:
+    with client_twin(twin, f"http://127.0.0.1:{free_port()}", transport=counting, retries=3) as client:
         assert client.health() is False
         assert client.ready() is False
     assert len(counting.requests) == 2, "no retries for a probe"
@@ -304,5 +381,11 @@ def test_one_connection_is_reused_and_closed_with_the_client(server: Server) -> 
         for _ in range(5):
             client.health()
     assert len(counting.local_ports) == 5 and len(set(counting.local_ports)) == 1
-    with pytest.raises(RuntimeError, match="closed"):
-        client.lr("any", 0)
+
+
+def test_a_closed_client_refuses_to_send(twin: str, server: Server) -> None:
+    with client_twin(twin, server.url) as client:
+        assert client.health() is True
+        client.close()
+        with pytest.raises(RuntimeError, match="client has been closed"):
+            client.lr("any", 0)
