@@ -84,8 +84,11 @@ class Runs:
         self._cache_size = cache_size
         self._trust_unsettled_for = trust_unsettled_for
         self.events = EventWatch(store, drop=self._forget, drop_all=self._forget_all, lease=lease)
-        # Striped re-entrant locks: bounded memory however many runs come and go (two runs may share a
-        # stripe, and a write that reloads the run takes its stripe again).
+        # Striped locks: bounded memory however many runs come and go (two runs may share a stripe). One
+        # lock serialises a run's writes and its reloads, so a slow load never caches a view older than a
+        # concurrent write (see `view`). Re-entrant because writes once reloaded through `view` while holding
+        # their lock; today no path takes a stripe twice (a write loads through its `RunWriter`), but a
+        # re-entrant lock keeps `view` callable from inside `_write` without a self-deadlock, and costs nothing.
         self._locks = [threading.RLock() for _ in range(_LOCK_STRIPES)]
 
     @property

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ._helpers import HALVING_PLATEAU, accepted, create_run
+from support import HALVING_PLATEAU, accepted, create_run
 
 CYCLIC: dict[str, Any] = {"schedule": {"type": "cyclic", "base_lr": 0.001, "max_lr": 0.1, "step_size_up": 37,
                                        "mode": "triangular2"}, "step_unit": "batch"}

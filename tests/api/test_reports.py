@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import HALVING_PLATEAU, INITIAL_STATE, accepted, approx, create_run, is_iso8601, lr_at, lr_range, report
+from support import HALVING_PLATEAU, INITIAL_STATE, accepted, approx, create_run, is_iso8601, lr_at, lr_range, report
 
 
 def state(best: float | None, reductions: int, wait: int = 0, cooldown_counter: int = 0) -> dict[str, Any]:

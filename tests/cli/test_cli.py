@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, installed_script, stop_process, wait_until_healthy
+from support import free_port, installed_script, stop_process, wait_until_healthy
 
 
 def lrserve_script() -> str:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from api._helpers import Server, running_server
+from support import Server, running_server
 
 TOKEN = "d0cs-br0wser"
 

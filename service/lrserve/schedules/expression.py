@@ -114,7 +114,11 @@ def _check_call(node: ast.Call) -> None:
 
 
 class Expression(ScheduleModel):
-    """Keras `LearningRateScheduler(fn)` with `fn` written as a safe expression of `step` (and `lr`)."""
+    """Keras `LearningRateScheduler(fn)` with `fn` written as a safe expression of `step` (and `lr`).
+
+    `lr(step) = expression(step)`; with `recursive`, `lr(step) = expression(step, lr=lr(step - 1))` and
+    `lr(-1) = initial_learning_rate`, as Keras hands `fn` the lr the previous epoch ended with.
+    """
 
     type: Literal["expression"]
     expression: Annotated[str, Field(min_length=1)]
