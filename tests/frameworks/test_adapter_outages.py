@@ -28,7 +28,7 @@ import lrclient.transformers
 import optax
 import pytest
 import torch
-from conftest import Server, running_server, stop_process, wait_until_healthy
+from support import Server, running_server, stop_process, wait_until_healthy
 from lrclient.optax import ServiceLR, set_lr
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
