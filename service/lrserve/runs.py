@@ -25,7 +25,7 @@ from lrserve.freshness import DEFAULT_LEASE_SECONDS, EventWatch
 from lrserve.heavy import HEAVY_WORK
 from lrserve.history import RunView, view_of
 from lrserve.spec import Report, Revision, Rewind, RunSpec, accepted_warnings
-from lrserve.store import ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
+from lrserve.store import ListedRun, ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
 
 MAX_RANGE_VALUES = 1_000_000
 _LOCK_STRIPES = 1024
@@ -138,7 +138,7 @@ class Runs:
                 compiled = view_of(stored, spec)
             return self._remember(compiled, generation)
 
-    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[ListedRun]:
         return self.store.list_runs(after_seq, limit, prefix)
 
     # -- writing -------------------------------------------------------------------------------
