@@ -24,8 +24,8 @@ from lrserve.errors import InvalidInput, RunNotFound, SpecConflict
 from lrserve.freshness import DEFAULT_LEASE_SECONDS, EventWatch
 from lrserve.heavy import HEAVY_WORK
 from lrserve.history import RunView, view_of
-from lrserve.spec import Report, Revision, Rewind, RunSpec, growth_warnings
-from lrserve.store import ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
+from lrserve.spec import Report, Revision, Rewind, RunSpec, accepted_warnings
+from lrserve.store import ListedRun, ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
 
 MAX_RANGE_VALUES = 1_000_000
 _LOCK_STRIPES = 1024
@@ -141,14 +141,14 @@ class Runs:
                 compiled = view_of(stored, spec)
             return self._remember(compiled, generation)
 
-    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[ListedRun]:
         return self.store.list_runs(after_seq, limit, prefix)
 
     # -- writing -------------------------------------------------------------------------------
 
     def create(self, run_id: str, spec: RunSpec) -> Created:
         """Create the run, or recognise the same spec under this id (`new` False); 409 for another spec."""
-        warnings = growth_warnings(spec.schedule)
+        warnings = accepted_warnings(spec.schedule)
         canonical = spec.canonical()
         created = self.store.create_run(RunRecord(run_id=run_id, spec=canonical, created_at=now()))
         view = self.view(run_id, spec)
@@ -187,7 +187,7 @@ class Runs:
 
     def revise(self, run_id: str, revision: Revision) -> Revised:
         """Append the revision, or recognise a repeat of an accepted one (answered with the original)."""
-        warnings = [] if revision.schedule is None else growth_warnings(revision.schedule, revision.from_step)
+        warnings = [] if revision.schedule is None else accepted_warnings(revision.schedule, revision.from_step)
 
         def append(view: RunView, writer: RunWriter) -> tuple[Revised, RunView]:
             record, after = view.revised(revision, now())

@@ -7,6 +7,7 @@ report (patience 1), so every value below is worked out by hand.
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
 from lrserve.history import RunView, view_of
@@ -86,8 +87,9 @@ def test_a_report_without_the_monitored_metric_is_recorded_and_moves_nothing() -
 
 
 def test_the_last_step_cannot_be_reported_since_it_has_no_next_lr() -> None:
-    with pytest.raises(InvalidInput, match="must be below"):
-        new_run().accept(Report(step=MAX_STEP, metrics={"val_loss": 1.0}), "t")
+    with pytest.raises(ValidationError, match=f"must be below {MAX_STEP}; received {MAX_STEP}"):
+        Report(step=MAX_STEP, metrics={"val_loss": 1.0})
+    new_run().accept(Report(step=MAX_STEP - 1, metrics={"val_loss": 1.0}), "t")
 
 
 def test_a_rewind_forgets_later_reports_and_their_reductions() -> None:

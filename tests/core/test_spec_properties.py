@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from lrserve.errors import InvalidInput
 from lrserve.history import RunView, view_of
 from lrserve.schedules import recursion
-from lrserve.schedules.base import STORED
 from lrserve.spec import Report, Revision, RunSpec
 from lrserve.store import RunRecord, StoredRun
 

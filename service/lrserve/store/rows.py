@@ -9,10 +9,8 @@ from lrserve.errors import RunNotFound
 from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord
 
 
-def run_from_row(seq: int, run_id: str, spec: str, created_at: str, version: int,
-                 latest_step: int | None = None) -> RunRecord:
-    return RunRecord(run_id=run_id, spec=json.loads(spec), created_at=created_at, version=version, seq=seq,
-                     latest_step=latest_step)
+def run_from_row(seq: int, run_id: str, spec: str, created_at: str, version: int) -> RunRecord:
+    return RunRecord(run_id=run_id, spec=json.loads(spec), created_at=created_at, version=version, seq=seq)
 
 
 def report_from_row(step: int, metrics: str, reduced: Any, next_lr: float, state: str | None,

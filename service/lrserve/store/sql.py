@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
-from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, RunWriter, Stamp, Store, StoredRun
+from lrserve.store.base import ListedRun, ReportRecord, RevisionRecord, RunRecord, RunWriter, Stamp, Store, StoredRun
 from lrserve.store.rows import (
     checked_seq,
     report_from_row,
@@ -84,7 +84,7 @@ class SqlStore(Store):
             revisions=[revision_from_row(*r) for r in revisions],
         )
 
-    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[ListedRun]:
         # A prefix is a range of ids, not a LIKE pattern: no wildcard to escape ('_' is common in ids),
         # no case folding (SQLite's LIKE ignores case), and an index on run_id can serve it.
         where = "seq > ?"
@@ -99,7 +99,7 @@ class SqlStore(Store):
                     f"FROM runs WHERE {where} ORDER BY seq LIMIT ?",
                 (*params, limit),
             ).fetchall()
-        return [run_from_row(*row) for row in rows]
+        return [ListedRun(run_from_row(*row[:5]), row[5]) for row in rows]
 
     def delete_run(self, run_id: str) -> bool:
         with self._transaction() as db:

@@ -93,13 +93,13 @@ def list_runs(
 ) -> dict[str, Any]:
     """Runs, oldest first, only those whose id starts with `prefix` if given; pass `next_cursor` back as
     `cursor` (with the same `prefix`) for the next page."""
-    records = runs.list_runs(parse_cursor(cursor), limit + 1, prefix)
-    page = records[:limit]
+    listed = runs.list_runs(parse_cursor(cursor), limit + 1, prefix)
+    page = listed[:limit]
     return {
         "runs": [
-            {"run_id": r.run_id, "spec": r.spec, "created_at": r.created_at,
-             "latest_step": r.latest_step, "version": r.version}
+            {"run_id": r.record.run_id, "spec": r.record.spec, "created_at": r.record.created_at,
+             "latest_step": r.latest_step, "version": r.record.version}
             for r in page
         ],
-        "next_cursor": str(page[-1].seq) if len(records) > limit else None,
+        "next_cursor": str(page[-1].record.seq) if len(listed) > limit else None,
     }
