@@ -2,14 +2,16 @@
 
     .venv/bin/python bench/bench_keras_workers.py [--workers 8] [--rounds 3] [--epochs 4] [--batches 100]
 
-Each round launches `--workers` training processes twice, one set after the other (so drift in the
-machine hits both alike): first with the schedule in-process (a Keras `CosineDecay` with warmup on
-the optimizer), then following one lrserve run with `LearningRateCallback` in batch mode, the same
-warmup + cosine schedule and a Keras plateau on `val_loss`, as a data-parallel job would: every
-process trains its own copy of a 2x64 MLP (1 thread each), evaluates on its own validation shard, and
-only the chief (`RANK=0`) reports (`report="chief"`), while the others wait for its report at each
-epoch end (one held request each) and follow its lr. The service is one `lrserve serve` process with a
-temporary SQLite file; each round uses a new run.
+Each round launches `--workers` training processes three times, one set after the other (so drift in
+the machine hits all alike): with the schedule in-process (a Keras `CosineDecay` with warmup on the
+optimizer); following one lrserve run with `LearningRateCallback` in batch mode and the same warmup +
+cosine schedule ("service"); and the same with a Keras plateau on `val_loss` ("service + plateau").
+Every process trains its own copy of a 2x64 MLP (1 thread each) and evaluates on its own validation
+shard; only the chief (`RANK=0`) reports (`report="chief"`). With a plateau the others wait for its
+report at each epoch end (one held request each) and follow its lr: an epoch barrier, which costs
+nothing in a real data-parallel job (its all-reduce already keeps the workers in step) but here, where
+the processes are independent and share the cores, makes every process wait for the slowest chief.
+The service is one `lrserve serve` process with a temporary SQLite file; each set uses a new run.
 
 Figures per process: the median wall time per batch over the epochs after the first (the first
 compiles and opens the run), i.e. training step + the callback's work + the epoch's HTTP and the
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 WARMUP, DECAY, PEAK = 100, 2_000, 0.05
+MODES = ("in-process", "service", "service + plateau")
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -54,10 +57,11 @@ def worker(args: argparse.Namespace) -> None:
     model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"),
                               keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1)])
     callbacks: list[keras.callbacks.Callback] = []
-    if args.mode == "service":
+    if args.mode != "in-process":
         spec = {"schedule": {"type": "cosine_decay", "initial_learning_rate": 0.0, "decay_steps": DECAY,
-                             "warmup_target": PEAK, "warmup_steps": WARMUP},
-                "plateau": {"monitor": "val_loss", "patience": 2, "factor": 0.5}, "step_unit": "batch"}
+                             "warmup_target": PEAK, "warmup_steps": WARMUP}, "step_unit": "batch"}
+        if args.mode == "service + plateau":
+            spec["plateau"] = {"monitor": "val_loss", "patience": 2, "factor": 0.5}
         callbacks.append(LearningRateCallback(args.run_id, base_url=args.url, spec=spec, report="chief",
                                               is_chief=lambda: args.rank == 0))
         model.compile(keras.optimizers.SGD(PEAK), "mse")
@@ -107,7 +111,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batches", type=int, default=100, help="batches per epoch")
-    parser.add_argument("--worker", choices=["in-process", "service"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
@@ -120,17 +124,17 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _servers import lrserve_server
 
-    figures: dict[str, list[float]] = {"in-process": [], "service": []}
-    slowest: dict[str, list[float]] = {"in-process": [], "service": []}
+    figures: dict[str, list[float]] = {mode: [] for mode in MODES}
+    slowest: dict[str, list[float]] = {mode: [] for mode in MODES}
     with lrserve_server() as server:
         url = f"http://127.0.0.1:{server.port}"
         for round_number in range(1, args.rounds + 1):
-            for mode in ("in-process", "service"):
-                per_process = [statistics.median(epochs[1:]) for epochs in
-                               launch(mode, args.workers, args, url, f"bench-workers-{round_number}")]
+            for mode in MODES:
+                run_id = f"bench-workers-{round_number}-{MODES.index(mode)}"
+                per_process = [statistics.median(epochs[1:]) for epochs in launch(mode, args.workers, args, url, run_id)]
                 figures[mode] += per_process
                 slowest[mode].append(max(per_process))
-                print(f"round {round_number} {mode:10s}: median {statistics.median(per_process) * 1e6:8.1f} us/batch, "
+                print(f"round {round_number} {mode:17s}: median {statistics.median(per_process) * 1e6:8.1f} us/batch, "
                       f"slowest process {max(per_process) * 1e6:8.1f} us/batch", flush=True)
 
     print(f"\n{args.workers} Keras processes (torch backend, 1 thread each), {args.rounds} rounds of "
@@ -140,9 +144,10 @@ def main() -> None:
     for mode in figures:
         print(f"| {mode} | {statistics.median(figures[mode]) * 1e6:.1f} us | "
               f"{statistics.median(slowest[mode]) * 1e6:.1f} us |")
-    ratio = statistics.median(figures["service"]) / statistics.median(figures["in-process"])
-    ratio_slowest = statistics.median(slowest["service"]) / statistics.median(slowest["in-process"])
-    print(f"ratio service / in-process: {ratio:.3f} (median), {ratio_slowest:.3f} (slowest process)")
+    for mode in MODES[1:]:
+        ratio = statistics.median(figures[mode]) / statistics.median(figures["in-process"])
+        ratio_slowest = statistics.median(slowest[mode]) / statistics.median(slowest["in-process"])
+        print(f"ratio {mode} / in-process: {ratio:.3f} (median), {ratio_slowest:.3f} (slowest process)")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ def set_lr(opt_state: Any, lr: float, name: str = "learning_rate") -> Any:
             found = True
             # A NumPy scalar, not a JAX array: the jitted update moves it to the device with its other
             # arguments, where `jnp.asarray` here would dispatch a transfer of its own (about 20 µs a step).
-            value = np.asarray(lr, dtype=np.result_type(state.hyperparams[name]))
+            # Its dtype, not the array itself: NumPy 2.4 deprecates reading a dtype from a JAX array.
+            current = state.hyperparams[name]
+            value = np.asarray(lr, dtype=np.result_type(getattr(current, "dtype", current)))
             return state._replace(hyperparams={**state.hyperparams, name: value})
         if isinstance(state, tuple) and not hasattr(state, "_fields"):  # optax.chain's tuple of states
             return tuple(visit(s) for s in state)

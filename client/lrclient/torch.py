@@ -135,6 +135,11 @@ class ServiceScheduler(LRScheduler):
         scales: Sequence[float] | None = None,
         start_step: int = 0,
     ) -> None:
+        # `LRScheduler.__init__` is deliberately not called: it ends with an initial `self.step()` (which here
+        # would move to step 1 and might report), insists on `initial_lr` in every group when resuming
+        # (`start_step` resumes without `load_state_dict`) and wraps `optimizer.step` to warn about the call
+        # order. The attributes torch's tooling reads (`optimizer`, `base_lrs`, `last_epoch`, `_step_count`,
+        # `_last_lr`) are set here instead, and `_check_start` is our own optimizer step pre-hook.
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer

@@ -32,10 +32,10 @@ from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
 from lrserve.memo import BLOCK, MEMO
 from lrserve.plateau import KerasPlateau, PlateauChange, TorchPlateau, TrackerState, advance, changed
 from lrserve.schedules import ScheduleAdapter, ScheduleFn, ScheduleModel
-from lrserve.schedules.base import STORED
-from lrserve.schedules.expression import ExpressionError, check_recursive_cost
+from lrserve.schedules.checks import LR_RULE, check_recursive_cost, first_bad
+from lrserve.schedules.expression import ExpressionError
 from lrserve.schedules.join import join, join_momentum
-from lrserve.spec import MAX_STEP, Report, Revision, RunSpec
+from lrserve.spec import Report, Revision, RunSpec
 from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp, StoredRun
 
 
@@ -118,12 +118,11 @@ class RunView:
                     values = np.maximum(values * multipliers[k], floor)
         except ExpressionError as error:
             raise InvalidInput(f"step: {error}") from None
-        bad = ~np.isfinite(values) | (values < 0)
-        if bad.any():
-            first = int(np.argmax(bad))
+        first = first_bad(values)
+        if first is not None:
             raise InvalidInput(
                 f"step: the schedule's learning rate at step {int(steps[first])} is {values[first]}, "
-                "not a finite number >= 0; ask for an earlier step or revise the schedule"
+                f"not {LR_RULE}; ask for an earlier step or revise the schedule"
             )
         return values
 
@@ -190,8 +189,6 @@ class RunView:
                 f"step: reports must come in increasing step order; step {report.step} is lower than "
                 f"{latest}, the latest accepted report. To resume from a checkpoint, POST /rewind first."
             )
-        if report.step + 1 > MAX_STEP:
-            raise InvalidInput(f"step: must be below {MAX_STEP}; received {report.step}")
         state, reduced = self.state, False
         reduction_steps, multipliers = self.reduction_steps, self.multipliers
         if self.plateau is not None and state is not None:
@@ -264,9 +261,9 @@ class RunView:
         record = RevisionRecord(from_step=from_step, schedule=schedule, reason=reason, created_at=created_at,
                                 plateau=change)
         revisions = (*self.revisions, record)
+        served = schedule_of(self.spec, revisions)
         return record, replace(self, record=_bumped(self.record), revisions=revisions, plateaus=plateaus,
-                               schedule=schedule_with_revisions(self.spec, revisions),
-                               momentum=momentum_with_revisions(self.spec, revisions))
+                               schedule=served.lr, momentum=served.momentum)
 
     def _lr_alone(self, step: int) -> float:
         """One step's lr without filling the memo (for a view about to be replaced)."""
@@ -276,7 +273,7 @@ class RunView:
 def _check_recursive_cost(spec: RunSpec, revisions: tuple[RevisionRecord, ...], schedule: ScheduleModel) -> None:
     """A run's recursive expressions (its spec's and its revisions') each compute their own steps, so together
     they get the budget of one: else a request spanning them all could take their number times as long."""
-    schedules = [spec.schedule, *(ScheduleAdapter.validate_python(r.schedule, context={STORED: True})
+    schedules = [spec.schedule, *(ScheduleAdapter.validate_python(r.schedule)
                                   for r in revisions if r.schedule is not None), schedule]
     try:
         check_recursive_cost(schedules, "schedule: the run's")
@@ -288,13 +285,25 @@ def _bumped(record: RunRecord) -> RunRecord:
     return replace(record, version=record.version + 1)
 
 
-def schedule_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn:
-    """The spec's schedule joined with each revision that carries one (a plateau-only revision keeps it)."""
+@dataclass(frozen=True)
+class ServedSchedule:
+    """What a run's schedules serve, as functions of the step: the lr before plateau reductions, and the
+    momentum (NaN where the schedule in effect sets none; None when no schedule of the run cycles it)."""
+
+    lr: ScheduleFn
+    momentum: ScheduleFn | None
+
+
+def schedule_of(spec: RunSpec, revisions: tuple[RevisionRecord, ...] = ()) -> ServedSchedule:
+    """The one way from a spec and its revisions to functions of the step: the spec's schedule joined with
+    each revision that carries one, from its `from_step` on (a plateau-only revision keeps it)."""
     revised = [r for r in revisions if r.schedule is not None]
     if not revised:
-        return spec.schedule.build()
-    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).build() for r in revised]
-    return join([spec.schedule.build(), *later], [r.from_step for r in revised])
+        return ServedSchedule(spec.schedule.build(), spec.schedule.momentum())
+    later = [ScheduleAdapter.validate_python(r.schedule) for r in revised]
+    boundaries = [r.from_step for r in revised]
+    return ServedSchedule(join([spec.schedule.build(), *(s.build() for s in later)], boundaries),
+                          join_momentum([spec.schedule.momentum(), *(s.momentum() for s in later)], boundaries))
 
 
 def plateaus_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]
@@ -309,15 +318,6 @@ def plateaus_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]
     return tuple(plateaus)
 
 
-def momentum_with_revisions(spec: RunSpec, revisions: tuple[RevisionRecord, ...]) -> ScheduleFn | None:
-    """The momentum joined like the lr: the spec's schedule, then each revision's from its `from_step` on."""
-    revised = [r for r in revisions if r.schedule is not None]
-    if not revised:
-        return spec.schedule.momentum()
-    later = [ScheduleAdapter.validate_python(r.schedule, context={STORED: True}).momentum() for r in revised]
-    return join_momentum([spec.schedule.momentum(), *later], [r.from_step for r in revised])
-
-
 def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord, ...],
               reports: tuple[ReportRecord, ...]) -> RunView:
     """The stored reports already carry each outcome, so nothing is replayed."""
@@ -325,11 +325,12 @@ def _compiled(record: RunRecord, spec: RunSpec, revisions: tuple[RevisionRecord,
     plateau_steps = [step for step, _ in plateaus]
     reduced = [r.step for r in reports if r.reduced]
     factors = [plateaus[bisect_right(plateau_steps, step) - 1][1].factor for step in reduced]
+    served = schedule_of(spec, revisions)
     return RunView(
         record=record,
         spec=spec,
-        schedule=schedule_with_revisions(spec, revisions),
-        momentum=momentum_with_revisions(spec, revisions),
+        schedule=served.lr,
+        momentum=served.momentum,
         revisions=revisions,
         reports=reports,
         reduction_steps=np.array(reduced, dtype=np.float64),
@@ -344,5 +345,11 @@ def view_of(stored: StoredRun, spec: RunSpec | None = None) -> RunView:
     """Compile a stored run into a view; `spec`, when it is the stored spec already validated, saves
     validating it again (for an expression-heavy spec, most of the cost)."""
     if spec is None or spec.canonical() != stored.run.spec_json:
-        spec = RunSpec.model_validate(stored.run.spec_json, context={STORED: True})
+        spec = RunSpec.model_validate(stored.run.spec_json)
     return _compiled(stored.run, spec, tuple(stored.revisions), tuple(stored.reports))
+
+
+def new_view(spec: RunSpec) -> RunView:
+    """The view of a run just created with `spec` (no reports, no revisions): what a preview computes with
+    (`POST /preview`, `lrserve preview` and `lrserve plot SPEC.json`), so it shows what such a run serves."""
+    return _compiled(RunRecord(run_id="preview", spec_json=spec.canonical(), created_at=""), spec, (), ())

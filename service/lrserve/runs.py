@@ -24,8 +24,8 @@ from lrserve.errors import InvalidInput, RunNotFound, SpecConflict
 from lrserve.freshness import DEFAULT_LEASE_SECONDS, EventWatch
 from lrserve.heavy import HEAVY_WORK
 from lrserve.history import RunView, view_of
-from lrserve.spec import Report, Revision, Rewind, RunSpec, growth_warnings
-from lrserve.store import ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
+from lrserve.spec import Report, Revision, Rewind, RunSpec, accepted_warnings
+from lrserve.store import ListedRun, ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
 
 MAX_RANGE_VALUES = 1_000_000
 _LOCK_STRIPES = 1024
@@ -84,8 +84,11 @@ class Runs:
         self._cache_size = cache_size
         self._cache_seconds = cache_seconds
         self.events = EventWatch(store, drop=self._forget, drop_all=self._forget_all, lease=lease)
-        # Striped re-entrant locks: bounded memory however many runs come and go (two runs may share a
-        # stripe, and a write that reloads the run takes its stripe again).
+        # Striped locks: bounded memory however many runs come and go (two runs may share a stripe). One
+        # lock serialises a run's writes and its reloads, so a slow load never caches a view older than a
+        # concurrent write (see `view`). Re-entrant because writes once reloaded through `view` while holding
+        # their lock; today no path takes a stripe twice (a write loads through its `RunWriter`), but a
+        # re-entrant lock keeps `view` callable from inside `_write` without a self-deadlock, and costs nothing.
         self._locks = [threading.RLock() for _ in range(_LOCK_STRIPES)]
 
     @property
@@ -138,14 +141,14 @@ class Runs:
                 compiled = view_of(stored, spec)
             return self._remember(compiled, generation)
 
-    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[ListedRun]:
         return self.store.list_runs(after_seq, limit, prefix)
 
     # -- writing -------------------------------------------------------------------------------
 
     def create(self, run_id: str, spec: RunSpec) -> Created:
         """Create the run, or recognise the same spec under this id (`new` False); 409 for another spec."""
-        warnings = growth_warnings(spec.schedule)
+        warnings = accepted_warnings(spec.schedule)
         canonical = spec.canonical()
         created = self.store.create_run(RunRecord(run_id=run_id, spec_json=canonical, created_at=now()))
         view = self.view(run_id, spec)
@@ -184,7 +187,7 @@ class Runs:
 
     def revise(self, run_id: str, revision: Revision) -> Revised:
         """Append the revision, or recognise a repeat of an accepted one (answered with the original)."""
-        warnings = [] if revision.schedule is None else growth_warnings(revision.schedule, revision.from_step)
+        warnings = [] if revision.schedule is None else accepted_warnings(revision.schedule, revision.from_step)
 
         def append(view: RunView, writer: RunWriter) -> tuple[Revised, RunView]:
             record, after = view.revised(revision, now())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -13,11 +12,11 @@ from lrserve.errors import InvalidInput
 from lrserve.heavy import HEAVY_WORK
 from lrserve.plateau import KerasPlateau, PlateauChange, PlateauSpec, TorchPlateau
 from lrserve.schedules import Schedule, ScheduleModel
+from lrserve.schedules.checks import LR_RULE, cost_problems, first_bad, what_went_wrong
 
 
 MAX_STEP = 2**40
 RUN_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
-_RUN_ID = re.compile(RUN_ID_PATTERN)
 _CHECKED_STEPS = np.arange(10_000, dtype=np.float64)
 
 Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
@@ -77,40 +76,40 @@ def _limit_schedules(data: Any) -> Any:
     return data
 
 
+def accepted_warnings(schedule: ScheduleModel, first_step: int = 0) -> list[str]:
+    """Check a schedule where it is accepted (a run created with it, a revision to it, a preview), beyond
+    its validation: refuse (422) one whose recursive expressions cost too much, then answer its
+    `growth_warnings`. Not in validation, so a spec read back from storage is not checked again."""
+    problems = cost_problems(schedule)
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    return growth_warnings(schedule, first_step)
+
+
 def growth_warnings(schedule: ScheduleModel, first_step: int = 0) -> list[str]:
     """Refuse (422) a schedule whose lr at its own step 0 is not a finite number >= 0; warn about the first
     step among its first 10,000 where the lr stops being one (an exponential ramp overflows to inf).
 
     `first_step` is the run's step where the schedule starts (a revision's `from_step`), so the warning names
-    the run's own steps. Called where a schedule is created or revised, in the thread pool (it evaluates
-    10,000 steps); not in validation, so a spec read back from storage is not checked again. A request for
-    a bad step, checked or not, is a 422 for that step, never a 5xx.
+    the run's own steps. It evaluates 10,000 steps: callers run it in the thread pool. A request for a bad
+    step, checked or not, is a 422 for that step, never a 5xx.
     """
     with HEAVY_WORK, np.errstate(all="ignore"):
         values = schedule.build()(_CHECKED_STEPS)
-    bad = ~np.isfinite(values) | (values < 0)
-    if not bad.any():
+    first = first_bad(values)
+    if first is None:
         return []
-    first = int(np.argmax(bad))
-    what = _what_went_wrong(float(values[first]))
+    what = what_went_wrong(float(values[first]))
     if first == 0:
         raise InvalidInput(
             f"schedule: the {schedule.type} schedule's learning rate at step {first_step:,}, its first, {what}; "
-            "a learning rate must be a finite number >= 0"
+            f"a learning rate must be {LR_RULE}"
         )
     step = first_step + first
     bound = " or set end_learning_rate to bound it" if "end_learning_rate" in type(schedule).model_fields else ""
     return [f"schedule: the {schedule.type} schedule's learning rate {what} at step {step:,}; that step and any "
-            f"later one whose learning rate is not a finite number >= 0 are answered 422. Revise the schedule "
+            f"later one whose learning rate is not {LR_RULE} are answered 422. Revise the schedule "
             f"before step {step:,}{bound}."]
-
-
-def _what_went_wrong(value: float) -> str:
-    if math.isnan(value):
-        return "is not a number (NaN)"
-    if math.isinf(value):
-        return f"overflows to {value}"
-    return f"becomes negative ({value!r})"
 
 
 class RunSpec(_Body):
@@ -170,8 +169,16 @@ class Report(_Body):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=True)
 
     step: Step
+    """At most MAX_STEP - 1: the answer carries `next_lr`, the lr of `step + 1`, and MAX_STEP is the last step."""
     metrics: Annotated[dict[Annotated[str, Field(min_length=1, max_length=MAX_METRIC_NAME)], MetricValue],
                        Field(max_length=MAX_METRICS)]
+
+    @field_validator("step")
+    @classmethod
+    def _has_a_next_step(cls, step: int) -> int:
+        if step >= MAX_STEP:
+            raise ValueError(f"must be below {MAX_STEP}; received {step}")
+        return step
 
     @field_validator("metrics")
     @classmethod
@@ -191,8 +198,4 @@ def metric_value(raw: float | str | None) -> float | None:
     return None if raw is None else float(raw.replace("Infinity", "inf")) if isinstance(raw, str) else float(raw)
 
 
-def valid_run_id(run_id: str) -> bool:
-    return bool(_RUN_ID.match(run_id))
-
-
-__all__ = ["KerasPlateau", "TorchPlateau", "RunSpec", "Revision", "Rewind", "Report", "MAX_STEP", "metric_value", "valid_run_id"]
+__all__ = ["KerasPlateau", "TorchPlateau", "RunSpec", "Revision", "Rewind", "Report", "MAX_STEP", "metric_value"]

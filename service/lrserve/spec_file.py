@@ -13,25 +13,24 @@ class SpecFileError(Exception):
 
 def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[int], list[float], list[str]]:
     """The steps start, start+every, ... < stop, their lrs, and the warnings a PUT of the spec would answer
-    (see `growth_warnings`), for the run spec (or bare schedule) in `path`.
+    (see `accepted_warnings`), for the run spec (or bare schedule) in `path`.
 
     Needs the `server` extra (pydantic, numpy): the caller checks that it is installed.
     """
     from pydantic import ValidationError
 
     from lrserve.errors import ServiceError, describe_errors
-    from lrserve.history import view_of
+    from lrserve.history import new_view
     from lrserve.runs import range_steps
-    from lrserve.spec import RunSpec, growth_warnings
-    from lrserve.store import RunRecord, StoredRun
+    from lrserve.spec import RunSpec, accepted_warnings
 
     try:
         document = json.loads(path.read_text())
         if isinstance(document, dict) and "schedule" not in document:
             document = {"schedule": document}
         spec = RunSpec.model_validate(document)
-        warnings = growth_warnings(spec.schedule)
-        view = view_of(StoredRun(RunRecord(run_id="preview", spec_json=spec.canonical(), created_at="")))
+        warnings = accepted_warnings(spec.schedule)
+        view = new_view(spec)
         steps = range_steps(start, stop, every)
         values = view.lrs(steps)
     except OSError as error:

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from lrserve.api import create_app
 from lrserve.settings import Settings
 
-from ._helpers import HALVING_PLATEAU, Server, free_port, running_server
+from support import HALVING_PLATEAU, Server, free_port, running_server
 
 TOKEN = "s3cret-t0ken"
 OLD_TOKEN = "0ld-t0ken"

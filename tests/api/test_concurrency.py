@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from ._helpers import HALVING_PLATEAU
+from support import HALVING_PLATEAU
 
 WORKERS = 16
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ._helpers import HALVING_PLATEAU, accepted, create_run
+from support import HALVING_PLATEAU, accepted, create_run
 
 CYCLIC: dict[str, Any] = {"schedule": {"type": "cyclic", "base_lr": 0.001, "max_lr": 0.1, "step_size_up": 37,
                                        "mode": "triangular2"}, "step_unit": "batch"}
@@ -129,3 +129,14 @@ def test_a_schedule_as_long_as_a_run_can_be_is_previewed_on_a_grid(api: httpx.Cl
     response = api.post("/preview", json=spec, params={"points": 400})
     assert response.status_code == 200, response.text
     assert response.json()["stop"] == 2**40 + 1 and len(response.json()["steps"]) <= 402
+
+
+def test_a_preview_refuses_a_recursive_expression_too_costly_as_the_put_does(api: httpx.Client, run_id: str) -> None:
+    costly = {"schedule": {"type": "expression", "expression": " + ".join(["lr * lr"] * 20), "recursive": True,
+                           "initial_learning_rate": 0.001}}
+    preview = api.post("/preview", json=costly)
+    created = api.put(f"/runs/{run_id}", json=costly)
+
+    assert (preview.status_code, created.status_code) == (422, 422), (preview.text, created.text)
+    assert preview.json()["detail"] == created.json()["detail"]
+    assert preview.json()["detail"].startswith("schedule: expression is too costly")

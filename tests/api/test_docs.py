@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from ._helpers import HALVING_PLATEAU, Server, running_server
+from support import HALVING_PLATEAU, Server, running_server
 
 TOKEN = "d0cs-t0ken"
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import create_run, lr_range
+from support import create_run, lr_range
 
 STEPS = 12
 MATH = {name: getattr(math, name) for name in ("exp", "log", "log2", "log10", "sqrt", "sin", "cos", "tan")}

@@ -16,12 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import Server, in_memory_server
+from support import Server, in_memory_server
 
-try:
-    from fuzzing import CONSTANT, EDGES, EXAMPLES, PLATEAUS, SCHEDULE_TYPES, SCHEMAS
-except ImportError:  # tests/ turned into a package
-    from tests.fuzzing import CONSTANT, EDGES, EXAMPLES, PLATEAUS, SCHEDULE_TYPES, SCHEMAS
+from fuzzing import CONSTANT, EDGES, EXAMPLES, PLATEAUS, SCHEDULE_TYPES, SCHEMAS
 
 READ_STEPS = (0, 1, 1000, 1_000_000, 2**40)
 _ids = itertools.count()

@@ -14,12 +14,9 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from ._helpers import in_memory_server
+from support import in_memory_server
 
-try:
-    from fuzzing import CONSTANT, mutated_specs
-except ImportError:  # tests/ turned into a package
-    from tests.fuzzing import CONSTANT, mutated_specs
+from fuzzing import CONSTANT, mutated_specs
 
 SETTINGS = settings(max_examples=80, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from ._helpers import accepted, create_run, lr_at, report
+from support import accepted, create_run, lr_at, report
 
 RAMP = {"type": "exponential_decay", "initial_learning_rate": 1e-7, "decay_steps": 1, "decay_rate": 1.1}
 RANGE_TEST = {"schedule": RAMP, "step_unit": "batch"}

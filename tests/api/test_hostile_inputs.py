@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import running_server
+from support import running_server, throwaway_schema
 
 SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1},
         "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1}}
@@ -16,8 +16,6 @@ SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1},
 
 @pytest.fixture(scope="module")
 def pg_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    from conftest import throwaway_schema
-
     with throwaway_schema() as url, running_server(url) as server:
         with httpx.Client(base_url=server.url, timeout=30) as api:
             assert api.put("/runs/h", json=SPEC).status_code == 201

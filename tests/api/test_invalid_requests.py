@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import Server, accepted, create_run
+from support import Server, accepted, create_run
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ._helpers import running_server
+from support import running_server
 
 SPEC = {"schedule": {"type": "cosine_decay", "initial_learning_rate": 0.1, "decay_steps": 2_000_000,
                      "warmup_target": 0.5, "warmup_steps": 1000},

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ._helpers import running_server
+from support import running_server
 
 MIB = 1 << 20
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import HALVING_PLATEAU, Server, create_run, running_server
+from support import HALVING_PLATEAU, Server, create_run, running_server
 
 TOKEN = "l0g-t0ken"
 _ids = count()

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import approx, create_run, far_from, lr_at, lr_range
+from support import approx, create_run, far_from, lr_at, lr_range
 
 PIECEWISE = {"type": "piecewise_constant", "boundaries": [10, 20], "values": [1.0, 0.5, 0.1]}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ._helpers import HALVING_PLATEAU, accepted, create_run, lr_at
+from support import HALVING_PLATEAU, accepted, create_run, lr_at
 
 
 def finder(api: httpx.Client, run_id: str, **params: object) -> httpx.Response:

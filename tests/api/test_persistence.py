@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from ._helpers import HALVING_PLATEAU, approx, running_server
+from support import HALVING_PLATEAU, approx, running_server
 
 PATIENT: dict[str, Any] = {
     "schedule": {"type": "constant", "learning_rate": 0.1},

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import accepted, approx, create_run, lr_range
+from support import accepted, approx, create_run, lr_range
 
 CONSTANT = {"type": "constant", "learning_rate": 0.1}
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ._helpers import HALVING_PLATEAU, Server, accepted, create_run, lr_at, report, running_server
+from support import HALVING_PLATEAU, Server, accepted, create_run, lr_at, report, running_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

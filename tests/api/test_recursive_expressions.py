@@ -16,7 +16,7 @@ import pytest
 from lrserve.memo import DEFAULT_MAX_BYTES as MEMO_BYTES
 from lrserve.schedules.recursion import MAX_CACHE_BYTES
 
-from ._helpers import Server, create_run, running_server
+from support import Server, create_run, running_server
 
 LAST = 1_000_000
 # About 300 syntax nodes, most of them of step alone: accepted, and about half a second of CPU to reach step

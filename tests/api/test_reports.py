@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import HALVING_PLATEAU, INITIAL_STATE, accepted, approx, create_run, is_iso8601, lr_at, lr_range, report
+from support import HALVING_PLATEAU, INITIAL_STATE, accepted, approx, create_run, is_iso8601, lr_at, lr_range, report
 
 
 def state(best: float | None, reductions: int, wait: int = 0, cooldown_counter: int = 0) -> dict[str, Any]:
@@ -418,3 +418,16 @@ def test_a_page_outside_the_bounds_is_422_naming_the_parameter(
 
 def test_pages_of_an_unknown_run_are_404(api: httpx.Client, run_id: str) -> None:
     assert api.get(f"/runs/{run_id}/metrics", params={"after_step": 3, "limit": 5}).status_code == 404
+
+
+def test_the_last_step_cannot_be_reported_since_its_answer_carries_the_lr_of_the_next(
+    api: httpx.Client, run_id: str
+) -> None:
+    create_run(api, run_id, HALVING_PLATEAU)
+
+    last = api.post(f"/runs/{run_id}/metrics", json={"step": 2**40, "metrics": {"val_loss": 1.0}})
+    before_it = api.post(f"/runs/{run_id}/metrics", json={"step": 2**40 - 1, "metrics": {"val_loss": 1.0}})
+
+    assert last.status_code == 422, last.text
+    assert last.json()["detail"] == f"step: must be below {2**40}; received {2**40}"
+    assert before_it.status_code == 200, before_it.text

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import HALVING_PLATEAU, accepted, approx, create_run, is_iso8601, lr_at, lr_range
+from support import HALVING_PLATEAU, accepted, approx, create_run, is_iso8601, lr_at, lr_range
 
 CONSTANT = {"schedule": {"type": "constant", "learning_rate": 0.1}}
 STEP_DECAY = {"type": "step_decay", "initial_learning_rate": 0.2, "step_size": 2, "gamma": 0.5}

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from ._helpers import HALVING_PLATEAU, INITIAL_STATE, accepted, approx, create_run, lr_range
+from support import HALVING_PLATEAU, INITIAL_STATE, accepted, approx, create_run, lr_range
 
 # constant 0.1, Keras plateau with patience 3, so `wait` matters after a rewind
 PATIENT: dict[str, Any] = {

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._helpers import HALVING_PLATEAU, INITIAL_STATE, accepted, create_run, is_iso8601
+from support import HALVING_PLATEAU, INITIAL_STATE, accepted, create_run, is_iso8601
 
 EXPONENTIAL = {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 1000, "decay_rate": 0.96}
 

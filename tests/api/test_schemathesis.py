@@ -25,7 +25,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.errors import FailureGroup
 
-from ._helpers import Server, in_memory_server
+from support import Server, in_memory_server
 
 SCHEMA = schemathesis.openapi.from_path(Path(__file__).parents[2] / "openapi.json")
 OPERATIONS = {f"{op.method.upper()} {op.path}": op for op in (r.ok() for r in SCHEMA.get_all_operations())}

@@ -27,8 +27,10 @@ def nested_spec(leaves: int, groups: int = 28) -> dict:
     return {"schedule": {"type": "sequence", "boundaries": list(range(1, len(children))), "schedules": children}}
 
 
-def slowest_while(url: str, heavy: Callable[[], None], copies: int = 6, probes: int = 30) -> float:
-    """Run `heavy` in `copies` threads; meanwhile time /healthz and a report; the slowest, in seconds."""
+def slowest_while(url: str, heavy: Callable[[], None], copies: int = 6, probes: int = 30) -> tuple[float, float]:
+    """Run `heavy` in `copies` threads; meanwhile time /healthz and a report. The slowest probe and the
+    heavy work's wall time, in seconds: a server whose event loop ran the heavy work would keep a probe
+    waiting for about all of it, one that takes turns in the thread pool answers it in a small fraction."""
     done = threading.Event()
     latencies: list[float] = []
 
@@ -47,11 +49,19 @@ def slowest_while(url: str, heavy: Callable[[], None], copies: int = 6, probes: 
 
     prober = threading.Thread(target=probe)
     prober.start()
+    started = time.monotonic()
     with ThreadPoolExecutor(copies) as pool:
         list(pool.map(lambda _: heavy(), range(copies)))
+    heavy_seconds = time.monotonic() - started
     done.set()
     prober.join()
-    return max(latencies)
+    return max(latencies), heavy_seconds
+
+
+def promptly(slowest: float, heavy_seconds: float) -> bool:
+    """Under 0.6 s, or, on a machine busy enough that the heavy work itself took much longer than usual
+    (other test processes on the same cores), under a quarter of the heavy work's wall time."""
+    return slowest < max(0.6, heavy_seconds / 4)
 
 
 def test_specs_with_too_many_schedules_are_refused_before_parsing_without_stalling_anyone(server) -> None:
@@ -63,7 +73,7 @@ def test_specs_with_too_many_schedules_are_refused_before_parsing_without_stalli
                              headers={"content-type": "application/json"})
         assert response.status_code == 422 and "at most 64 schedules" in response.json()["detail"]
 
-    assert slowest_while(server.url, put) < 0.6
+    assert promptly(*slowest_while(server.url, put))
 
 
 def test_heavy_specs_at_the_limit_are_checked_without_stalling_anyone(server, run_id: str) -> None:
@@ -76,4 +86,4 @@ def test_heavy_specs_at_the_limit_are_checked_without_stalling_anyone(server, ru
         response = httpx.put(f"{server.url}/runs/{run_id}-{next(names)}", json=spec, timeout=60)
         assert response.status_code == 201, response.text
 
-    assert slowest_while(server.url, put, copies=12) < 0.6
+    assert promptly(*slowest_while(server.url, put, copies=12))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, installed_script, stop_process, wait_until_healthy
+from support import free_port, installed_script, stop_process, wait_until_healthy
 
 
 def lrserve_script() -> str:
@@ -278,3 +278,12 @@ def test_a_missing_postgresql_database_is_named_at_once_with_the_createdb_comman
     assert len(lines) == 1, lines  # no pool warnings
     assert 'database "lrserve_no_such_db" does not exist' in lines[0]
     assert lines[0].endswith("createdb -h 127.0.0.1 -p 5432 -U postgres lrserve_no_such_db")
+
+
+def test_preview_refuses_a_recursive_expression_too_costly_as_a_put_would(tmp_path: Path) -> None:
+    costly = {"type": "expression", "expression": " + ".join(["lr * lr"] * 20), "recursive": True,
+              "initial_learning_rate": 0.001}
+    result = lrserve("preview", str(write_spec(tmp_path, costly)), "--steps", "3")
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "schedule: expression is too costly" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, free_port, installed_script, running_server
+from support import Server, free_port, installed_script, running_server
 
 TOKEN = "cl1-t0ken"
 PATIENT = {"schedule": {"type": "constant", "learning_rate": 0.1},

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, installed_script, running_server, stop_process, wait_until_healthy
+from support import free_port, installed_script, running_server, stop_process, wait_until_healthy
 
 from lrserve import __version__
 

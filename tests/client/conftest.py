@@ -8,7 +8,7 @@ from pathlib import Path
 import lrclient
 import pytest
 
-from ._helpers import CountingTransport, Server
+from support import CountingTransport, Server
 
 
 @pytest.fixture

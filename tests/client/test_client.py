@@ -1,8 +1,11 @@
-"""Client: every method against a real lrserve process, with values computed by hand from simple specs."""
+"""Client and AsyncClient, the twins: every method against a real lrserve process, with values computed by
+hand from simple specs. Each test runs once per twin (the async one behind `support.AwaitedClient`, every
+call awaited), so their parity is checked method by method."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -10,14 +13,87 @@ import lrclient
 import numpy as np
 import pytest
 
-from ._helpers import HALVING, PIECEWISE, CountingTransport, Server, free_port, running_server
+from support import (HALVING_PLATEAU, PIECEWISE, AsyncCountingTransport, CountingTransport, Server, client_twin,
+                     free_port, running_server)
+
+TWINS = ["Client", "AsyncClient"]
+
+
+@pytest.fixture(params=TWINS)
+def twin(request: pytest.FixtureRequest) -> str:
+    """Which twin the test drives: "Client" or "AsyncClient"."""
+    return request.param
+
+
+@pytest.fixture
+def counting(twin: str) -> CountingTransport | AsyncCountingTransport:
+    """The real transport of the twin, recording every request (overrides the sync-only conftest one)."""
+    return CountingTransport() if twin == "Client" else AsyncCountingTransport()
+
+
+@pytest.fixture
+def client(twin: str, server: Server, counting: CountingTransport) -> Iterator[lrclient.Client]:
+    """The twin, of the session's server, whose requests `counting` records; quick retries."""
+    with client_twin(twin, server.url, transport=counting, backoff=0.01) as each:
+        yield each
+
+
+def test_every_method_works_in_one_run_from_creation_to_deletion(twin: str, server: Server, run_id: str) -> None:
+    with client_twin(twin, server.url) as client:
+        assert client.health() is True
+        assert client.ready() is True
+
+        created = client.create_run(run_id, HALVING_PLATEAU)
+        assert created.created and created.spec["plateau"]["factor"] == 0.5
+        assert client.create_run(run_id, HALVING_PLATEAU).created is False
+        seen = client.get_run(run_id)
+        assert seen.version == 0 and seen.etag is not None
+        assert client.get_run_if_changed(run_id, seen.etag) is None
+
+        assert client.lr(run_id, 7) == 0.1
+        assert client.lr_range(run_id, 0, 3).lr == (0.1, 0.1, 0.1)
+
+        assert client.report(run_id, 0, {"val_loss": 1.0}).next_lr == 0.1
+        worse = client.report(run_id, 1, {"val_loss": math.nan})
+        assert (worse.next_lr, worse.reduced, worse.version) == (0.05, True, 2)
+        entries = client.reports(run_id)
+        assert [e.step for e in entries] == [0, 1] and math.isnan(entries[1].metrics["val_loss"])
+        changed = client.get_run_if_changed(run_id, seen.etag)
+        assert changed is not None and changed.latest_step == 1
+
+        revision = client.revise(run_id, 10, {"type": "constant", "learning_rate": 0.01}, "tail")
+        assert (revision.from_step, revision.reason, revision.created) == (10, "tail", True)
+        assert created.warnings == () and revision.warnings == ()
+        plateau = client.revise(run_id, 10, plateau={"patience": 2})
+        assert (plateau.schedule, plateau.plateau, plateau.created) == (None, {"patience": 2}, True)
+        assert client.revise(run_id, 10, plateau={"patience": 2}).created is False
+        assert client.lr_range(run_id, 9, 11).lr == (0.05, 0.005), "the plateau factor carries on"
+        rewound = client.rewind(run_id, 0)
+        assert (rewound.latest_step, rewound.reports, len(rewound.revisions)) == (0, 1, 2)
+        assert client.lr(run_id, 5) == 0.1
+
+        others = [f"{run_id}-{i}" for i in range(3)]
+        for each in others:
+            client.create_run(each, PIECEWISE)
+        page = client.list_runs(limit=1)
+        assert len(page.runs) == 1 and page.next_cursor is not None
+        listed = [r.run_id for r in client.iter_runs(page_size=2) if r.run_id.startswith(run_id)]
+        assert listed == [run_id, *others]
+
+        client.delete_run(run_id)
+        with pytest.raises(lrclient.NotFound):
+            client.get_run(run_id)
+        with pytest.raises(lrclient.Conflict):
+            client.create_run(others[0], HALVING_PLATEAU)
+        with pytest.raises(lrclient.InvalidRequest):
+            client.lr(others[0], -1)
 
 
 def test_create_run_says_whether_it_created_the_run_and_returns_the_normalized_spec(
     client: lrclient.Client, run_id: str
 ) -> None:
-    first = client.create_run(run_id, HALVING)
-    again = client.create_run(run_id, HALVING)
+    first = client.create_run(run_id, HALVING_PLATEAU)
+    again = client.create_run(run_id, HALVING_PLATEAU)
     assert (first.created, again.created) == (True, False)
     assert first.run_id == run_id
     assert first.spec["step_unit"] == "epoch", "defaults are filled in"
@@ -28,7 +104,7 @@ def test_create_run_says_whether_it_created_the_run_and_returns_the_normalized_s
 
 
 def test_get_run_reflects_reports_revisions_and_versions(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     client.report(run_id, 0, {"val_loss": 1.0})
     client.revise(run_id, 5, {"type": "constant", "learning_rate": 0.2}, reason="longer run")
     run = client.get_run(run_id)
@@ -40,7 +116,7 @@ def test_get_run_reflects_reports_revisions_and_versions(client: lrclient.Client
 
 
 def test_get_run_if_changed_is_none_until_the_run_changes(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     seen = client.get_run(run_id)
     assert seen.etag is not None
     assert client.get_run_if_changed(run_id, seen.etag) is None
@@ -51,7 +127,7 @@ def test_get_run_if_changed_is_none_until_the_run_changes(client: lrclient.Clien
 
 
 def test_delete_run_removes_it(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     assert client.delete_run(run_id) is None
     with pytest.raises(lrclient.NotFound):
         client.get_run(run_id)
@@ -102,7 +178,7 @@ def test_a_prefix_or_cursor_the_service_refuses_raises_invalid_spec_naming_it(
 
 
 def report_losses(client: lrclient.Client, run_id: str, steps: range) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     for step in steps:
         client.report(run_id, step, {"val_loss": float(step)})
 
@@ -176,7 +252,7 @@ def test_lr_and_lr_range_serve_the_schedule(client: lrclient.Client, run_id: str
 
 
 def test_report_returns_the_next_lr_and_whether_it_reduced(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     first = client.report(run_id, 0, {"val_loss": 1.0})
     worse = client.report(run_id, 1, {"val_loss": 2.0})
     assert (first.step, first.next_lr, first.reduced, first.version) == (0, 0.1, False, 1)
@@ -186,7 +262,7 @@ def test_report_returns_the_next_lr_and_whether_it_reduced(client: lrclient.Clie
 
 
 def test_reports_lists_each_accepted_report_with_its_outcome(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     client.report(run_id, 0, {"val_loss": 1.0, "accuracy": 0.5})
     client.report(run_id, 3, {"val_loss": 2.0})
     entries = client.reports(run_id)
@@ -199,7 +275,7 @@ def test_reports_lists_each_accepted_report_with_its_outcome(client: lrclient.Cl
 
 
 def test_rewind_forgets_later_reports_and_returns_the_run(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     for step, loss in enumerate([1.0, 2.0, 3.0]):
         client.report(run_id, step, {"val_loss": loss})
     run = client.rewind(run_id, 0)
@@ -231,7 +307,7 @@ def test_create_run_and_revise_carry_the_services_warnings(client: lrclient.Clie
 
 def test_revise_may_change_only_the_plateau_and_a_repeat_is_the_original(client: lrclient.Client,
                                                                          run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     first = client.revise(run_id, 3, plateau={"factor": 0.1}, reason="deeper cuts")
     again = client.revise(run_id, 3, plateau={"factor": 0.1}, reason="deeper cuts")
 
@@ -247,18 +323,19 @@ def test_health_and_ready_are_true_for_a_running_server(client: lrclient.Client)
     assert client.ready() is True
 
 
-def test_ready_is_false_when_the_storage_is_gone_and_health_stays_true(tmp_path: Path) -> None:
+def test_ready_is_false_when_the_storage_is_gone_and_health_stays_true(twin: str, tmp_path: Path) -> None:
     path = tmp_path / "doomed.db"
-    with running_server(f"sqlite:///{path}") as server, lrclient.Client(server.url) as client:
+    with running_server(f"sqlite:///{path}") as server, client_twin(twin, server.url) as client:
         assert client.ready() is True
         path.unlink()
         assert client.ready() is False
         assert client.health() is True
 
 
-def test_health_and_ready_make_one_attempt_and_say_false_when_nothing_listens() -> None:
-    counting = CountingTransport()
-    with lrclient.Client(f"http://127.0.0.1:{free_port()}", transport=counting, retries=3) as client:
+def test_health_and_ready_make_one_attempt_and_say_false_when_nothing_listens(
+    twin: str, counting: CountingTransport
+) -> None:
+    with client_twin(twin, f"http://127.0.0.1:{free_port()}", transport=counting, retries=3) as client:
         assert client.health() is False
         assert client.ready() is False
     assert len(counting.requests) == 2, "no retries for a probe"
@@ -267,7 +344,7 @@ def test_health_and_ready_make_one_attempt_and_say_false_when_nothing_listens() 
 def test_non_finite_metrics_are_sent_as_the_contract_strings_and_read_back_as_floats(
     client: lrclient.Client, api: httpx.Client, run_id: str
 ) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     metrics = {"val_loss": math.nan, "up": math.inf, "down": -math.inf, "np": np.float32(0.25), "n": 3}
     client.report(run_id, 0, metrics)
     stored = api.get(f"/runs/{run_id}/metrics").json()["reports"][0]["metrics"]
@@ -291,7 +368,7 @@ def test_a_metric_that_is_not_a_number_is_refused_before_sending(client: lrclien
 def test_dot_run_ids_reach_their_own_run_rather_than_a_collapsed_path(client: lrclient.Client, run_id: str) -> None:
     client.create_run(run_id, PIECEWISE)
     for dots in (".", ".."):
-        assert client.create_run(dots, HALVING).created is True
+        assert client.create_run(dots, HALVING_PLATEAU).created is True
         assert client.get_run(dots).run_id == dots
         assert client.lr(dots, 0) == 0.1
         client.delete_run(dots)
@@ -304,5 +381,11 @@ def test_one_connection_is_reused_and_closed_with_the_client(server: Server) -> 
         for _ in range(5):
             client.health()
     assert len(counting.local_ports) == 5 and len(set(counting.local_ports)) == 1
-    with pytest.raises(RuntimeError, match="closed"):
-        client.lr("any", 0)
+
+
+def test_a_closed_client_refuses_to_send(twin: str, server: Server) -> None:
+    with client_twin(twin, server.url) as client:
+        assert client.health() is True
+        client.close()
+        with pytest.raises(RuntimeError, match="client has been closed"):
+            client.lr("any", 0)

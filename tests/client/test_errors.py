@@ -9,7 +9,7 @@ import lrclient
 import pytest
 from lrclient import _base
 
-from ._helpers import HALVING, PIECEWISE, CountingTransport, Server, running_server
+from support import HALVING_PLATEAU, PIECEWISE, CountingTransport, Server, running_server
 
 TOKEN = "client-s3cret"
 
@@ -48,7 +48,7 @@ def test_an_unknown_run_is_not_found_with_the_services_detail(client: lrclient.C
 
 def test_a_different_spec_under_the_same_id_is_a_conflict(client: lrclient.Client, run_id: str,
                                                          counting: CountingTransport) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     with pytest.raises(lrclient.Conflict) as caught:
         client.create_run(run_id, PIECEWISE)
     assert caught.value.status == 409 and "different spec" in caught.value.detail
@@ -56,7 +56,7 @@ def test_a_different_spec_under_the_same_id_is_a_conflict(client: lrclient.Clien
 
 
 def test_reports_that_contradict_history_are_conflicts(client: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     client.report(run_id, 3, {"val_loss": 1.0})
     with pytest.raises(lrclient.Conflict):
         client.report(run_id, 3, {"val_loss": 0.5})
@@ -72,7 +72,7 @@ def test_an_invalid_spec_names_the_field(client: lrclient.Client, run_id: str, c
     with pytest.raises(lrclient.InvalidRequest) as caught:
         client.create_run(run_id, bad)
     assert caught.value.status == 422 and "decay_steps" in caught.value.detail
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     with pytest.raises(lrclient.InvalidRequest, match="step"):
         client.lr(run_id, -1)
     assert len(counting.requests) == 3, "a 4xx is never retried"
@@ -91,7 +91,7 @@ def test_a_missing_or_wrong_token_is_unauthorized(guarded: Server, run_id: str) 
     counting = CountingTransport()
     with lrclient.Client(guarded.url, transport=counting) as anonymous:
         with pytest.raises(lrclient.Unauthorized) as caught:
-            anonymous.create_run(run_id, HALVING)
+            anonymous.create_run(run_id, HALVING_PLATEAU)
         assert caught.value.status == 401 and "Authorization: Bearer" in caught.value.detail
         assert anonymous.health() is True, "/healthz needs no token"
     assert len(counting.requests) == 2, "a 401 is never retried"
@@ -102,13 +102,13 @@ def test_a_missing_or_wrong_token_is_unauthorized(guarded: Server, run_id: str) 
 def test_the_token_comes_from_the_argument(guarded: Server, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LRSERVE_TOKEN", "not-" + TOKEN)
     with lrclient.Client(guarded.url, token=TOKEN) as client:
-        assert client.create_run(run_id, HALVING).created
+        assert client.create_run(run_id, HALVING_PLATEAU).created
 
 
 def test_the_token_comes_from_lrserve_token(guarded: Server, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LRSERVE_TOKEN", TOKEN)
     with lrclient.Client(guarded.url) as client:
-        assert client.create_run(run_id, HALVING).created
+        assert client.create_run(run_id, HALVING_PLATEAU).created
     monkeypatch.setenv("LRSERVE_TOKEN", "")
     with lrclient.Client(guarded.url) as client, pytest.raises(lrclient.Unauthorized):
         client.get_run(run_id)

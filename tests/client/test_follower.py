@@ -11,9 +11,9 @@ import lrclient
 import pytest
 from lrclient._follower import DEFAULT_CHIEF_TIMEOUT, DEFAULT_RETRY, RunFollower
 
-from ._helpers import HALVING, CountingTransport, Server
+from support import HALVING_PLATEAU, CountingTransport, Server
 
-BATCH_HALVING = {**HALVING, "step_unit": "batch"}
+BATCH_HALVING = {**HALVING_PLATEAU, "step_unit": "batch"}
 
 
 def follow(follower: RunFollower, epochs: int, steps: int, losses: list[float],
@@ -68,7 +68,7 @@ def test_after_the_first_epoch_the_report_is_the_only_request_until_one_reduces(
 
 
 def test_a_report_without_the_monitored_metric_warns_once(client: lrclient.Client, run_id: str) -> None:
-    follower = RunFollower(run_id, client=client, spec=HALVING, metrics=["loss"])
+    follower = RunFollower(run_id, client=client, spec=HALVING_PLATEAU, metrics=["loss"])
     follower.open()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -95,7 +95,7 @@ def test_the_default_metrics_are_the_monitored_one_and_the_validation_ones() -> 
 def test_the_default_retry_window_outlasts_a_ten_second_restart(server: Server, run_id: str) -> None:
     shortest, longest = DEFAULT_RETRY.window()
     assert 10.0 <= shortest <= longest <= 30.0
-    follower = RunFollower(run_id, base_url=server.url, spec=HALVING)
+    follower = RunFollower(run_id, base_url=server.url, spec=HALVING_PLATEAU)
     follower.open()
     try:
         assert follower.client.retry == DEFAULT_RETRY, "a client the follower creates waits that long"
@@ -113,7 +113,7 @@ def test_a_worker_waits_for_the_chief_a_bounded_time_by_default() -> None:
 def test_a_worker_that_only_reads_sees_another_workers_reduction_at_the_next_boundary(
     client: lrclient.Client, other: lrclient.Client, run_id: str
 ) -> None:
-    reader = RunFollower(run_id, client=client, spec=HALVING, report=False)
+    reader = RunFollower(run_id, client=client, spec=HALVING_PLATEAU, report=False)
     reader.open()
     reader.begin(0)
     assert reader.lr(0) == 0.1
@@ -130,10 +130,10 @@ def test_a_worker_waiting_for_a_chief_that_is_ahead_polls_once_an_epoch_and_refe
     server: Server, counting: CountingTransport, other: lrclient.Client, run_id: str
 ) -> None:
     losses = [1.0, 0.9, 0.8, 0.85, 0.7, 0.6]  # the report at epoch 3 halves the lr
-    chief = RunFollower(run_id, client=other, spec=HALVING, report="chief", is_chief=lambda: True)
+    chief = RunFollower(run_id, client=other, spec=HALVING_PLATEAU, report="chief", is_chief=lambda: True)
     counts: list[int] = []
     with lrclient.Client(server.url, transport=counting) as client:
-        worker = RunFollower(run_id, client=client, spec=HALVING, report="chief", is_chief=lambda: False)
+        worker = RunFollower(run_id, client=client, spec=HALVING_PLATEAU, report="chief", is_chief=lambda: False)
         chief.open(epochs=6)
         worker.open(epochs=6)
         used = []
@@ -169,11 +169,11 @@ def test_a_worker_waiting_for_a_chief_that_is_behind_sends_one_request_an_epoch_
     server: Server, other: lrclient.Client, run_id: str
 ) -> None:
     losses = [1.0, 0.9, 1.2, 0.8]  # the report at epoch 2 halves the lr (patience 1)
-    chief = RunFollower(run_id, client=other, spec=HALVING, report="chief", is_chief=lambda: True)
+    chief = RunFollower(run_id, client=other, spec=HALVING_PLATEAU, report="chief", is_chief=lambda: True)
     chief.open(epochs=4)
     transport = SignalsHeldRequests()
     with lrclient.Client(server.url, transport=transport) as client:
-        worker = RunFollower(run_id, client=client, spec=HALVING, report="chief", is_chief=lambda: False)
+        worker = RunFollower(run_id, client=client, spec=HALVING_PLATEAU, report="chief", is_chief=lambda: False)
         worker.open(epochs=4)
         used, waits = [], []
         for epoch, loss in enumerate(losses):

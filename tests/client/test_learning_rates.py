@@ -10,7 +10,7 @@ import lrclient
 import pytest
 from lrclient import LearningRates
 
-from ._helpers import HALVING, PIECEWISE, CountingTransport
+from support import HALVING_PLATEAU, PIECEWISE, CountingTransport
 
 BATCHES = {**PIECEWISE, "step_unit": "batch"}
 
@@ -36,7 +36,7 @@ def test_lookups_within_the_horizon_cost_one_request(client: lrclient.Client, co
 
 def test_settled_steps_are_never_fetched_again(client: lrclient.Client, counting: CountingTransport,
                                                other: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     rates = LearningRates(client, run_id, horizon=5)
     first = [rates.lr(step) for step in range(5)]
     rates.report(4, {"val_loss": 1.0})
@@ -51,7 +51,7 @@ def test_settled_steps_are_never_fetched_again(client: lrclient.Client, counting
 
 def test_a_report_settles_its_step_and_caches_the_next_lr(client: lrclient.Client, counting: CountingTransport,
                                                           run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     rates = LearningRates(client, run_id)
     assert rates.lr(0) == 0.1
     rates.report(0, {"val_loss": 1.0})
@@ -66,7 +66,7 @@ def test_a_report_settles_its_step_and_caches_the_next_lr(client: lrclient.Clien
 
 def test_a_report_drops_the_provisional_values_it_may_have_reduced(client: lrclient.Client, api: httpx.Client,
                                                                    run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     rates = LearningRates(client, run_id, horizon=10)
     assert [rates.lr(step) for step in range(10)] == [0.1] * 10
     rates.report(0, {"val_loss": 1.0})
@@ -77,7 +77,7 @@ def test_a_report_drops_the_provisional_values_it_may_have_reduced(client: lrcli
 
 def test_a_report_by_another_client_is_seen_after_refresh(client: lrclient.Client, counting: CountingTransport,
                                                           other: lrclient.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     rates = LearningRates(client, run_id, horizon=10)
     assert rates.lr(3) == 0.1
     other.report(run_id, 0, {"val_loss": 1.0})
@@ -91,7 +91,7 @@ def test_a_report_by_another_client_is_seen_after_refresh(client: lrclient.Clien
 
 def test_a_rewind_by_another_client_is_seen_after_refresh(client: lrclient.Client, other: lrclient.Client,
                                                           api: httpx.Client, run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     rates = LearningRates(client, run_id, horizon=6)
     for step, loss in enumerate([1.0, 2.0, 3.0, 4.0]):  # every report after the first halves the lr
         rates.report(step, {"val_loss": loss})
@@ -109,7 +109,7 @@ def test_a_rewind_by_another_client_is_seen_after_refresh(client: lrclient.Clien
 
 def test_a_rewind_below_the_settled_steps_is_seen_after_refresh(client: lrclient.Client, other: lrclient.Client,
                                                                 run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     rates = LearningRates(client, run_id, horizon=4)
     for step, loss in enumerate([1.0, 2.0, 3.0]):
         rates.report(step, {"val_loss": loss})
@@ -125,7 +125,7 @@ def test_a_run_deleted_and_created_again_is_seen_after_refresh(client: lrclient.
     rates = LearningRates(client, run_id, horizon=10)
     assert rates.lr(0) == 0.3
     other.delete_run(run_id)
-    other.create_run(run_id, HALVING)
+    other.create_run(run_id, HALVING_PLATEAU)
     rates.refresh()
     assert rates.lr(0) == 0.1 and rates.plateau is not None
 
@@ -162,7 +162,7 @@ def test_a_revision_by_another_client_is_seen_after_refresh(client: lrclient.Cli
 def test_another_workers_write_between_sync_and_report_is_not_mistaken_for_ours(
     client: lrclient.Client, other: lrclient.Client, api: httpx.Client, run_id: str
 ) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     rates = LearningRates(client, run_id, horizon=10)
     assert rates.lr(5) == 0.1  # steps 5-14 cached while nothing is reported
     other.revise(run_id, 3, {"type": "constant", "learning_rate": 0.4})
@@ -173,7 +173,7 @@ def test_another_workers_write_between_sync_and_report_is_not_mistaken_for_ours(
 
 def test_a_repeated_report_changes_nothing(client: lrclient.Client, counting: CountingTransport,
                                            run_id: str) -> None:
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     rates = LearningRates(client, run_id, horizon=10)
     rates.report(0, {"val_loss": 1.0})
     first = rates.report(1, {"val_loss": 2.0})
@@ -244,7 +244,7 @@ def test_a_horizon_reaching_past_what_the_run_can_serve_falls_back_to_the_one_st
 def test_a_report_that_reduces_nothing_keeps_the_values_fetched_ahead(
     client: lrclient.Client, counting: CountingTransport, api: httpx.Client, run_id: str
 ) -> None:
-    client.create_run(run_id, {**HALVING, "step_unit": "batch"})
+    client.create_run(run_id, {**HALVING_PLATEAU, "step_unit": "batch"})
     rates = LearningRates(client, run_id, horizon=20)
     assert [rates.lr(step) for step in range(5)] == [0.1] * 5
     rates.report(4, {"val_loss": 1.0})  # improves: no reduction
@@ -259,7 +259,7 @@ def test_a_report_that_reduces_nothing_keeps_the_values_fetched_ahead(
 def test_a_refresh_that_sees_only_reports_that_reduced_nothing_keeps_the_cache(
     client: lrclient.Client, counting: CountingTransport, other: lrclient.Client, api: httpx.Client, run_id: str
 ) -> None:
-    client.create_run(run_id, {**HALVING, "step_unit": "batch"})
+    client.create_run(run_id, {**HALVING_PLATEAU, "step_unit": "batch"})
     rates = LearningRates(client, run_id, horizon=20)
     assert rates.lr(0) == 0.1
     other.report(run_id, 3, {"val_loss": 1.0})

@@ -11,10 +11,10 @@ import lrclient
 import pytest
 from lrclient import LearningRates
 
-from ._helpers import HALVING, CountingTransport, free_port, serve_on
+from support import HALVING_PLATEAU, CountingTransport, free_port, serve_on
 
 RUN_BODY: dict[str, Any] = {
-    "run_id": "r", "spec": {**HALVING, "step_unit": "epoch"}, "state": None, "latest_step": None, "reports": 0,
+    "run_id": "r", "spec": {**HALVING_PLATEAU, "step_unit": "epoch"}, "state": None, "latest_step": None, "reports": 0,
     "revisions": [], "created_at": "2026-01-01T00:00:00Z", "version": 0,
 }
 
@@ -37,7 +37,7 @@ def test_on_error_raise_stops_with_a_message_naming_the_service_and_the_run(data
     url = f"http://127.0.0.1:{port}"
     with lrclient.Client(url, retries=1, backoff=0.01) as client:
         with serve_on(port, database):
-            client.create_run(run_id, HALVING)
+            client.create_run(run_id, HALVING_PLATEAU)
             rates = LearningRates(client, run_id)
             assert rates.lr(0) == 0.1
         assert rates.lr(0) == 0.1, "a cached lr needs no service"
@@ -58,7 +58,7 @@ def test_on_error_last_trains_on_warns_once_and_resumes_when_the_service_returns
     counting = CountingTransport()
     with lrclient.Client(f"http://127.0.0.1:{port}", retries=1, backoff=0.01, transport=counting) as client:
         with serve_on(port, database):
-            client.create_run(run_id, HALVING)
+            client.create_run(run_id, HALVING_PLATEAU)
             rates = LearningRates(client, run_id, on_error="last")
             rates.report(0, {"val_loss": 1.0})
             rates.report(1, {"val_loss": 2.0})
@@ -122,7 +122,7 @@ def test_other_errors_are_never_hidden_by_on_error_last(client: lrclient.Client,
     rates = LearningRates(client, run_id, on_error="last")
     with pytest.raises(lrclient.NotFound):
         rates.lr(0)
-    client.create_run(run_id, HALVING)
+    client.create_run(run_id, HALVING_PLATEAU)
     assert rates.lr(0) == 0.1
     with pytest.raises(lrclient.InvalidRequest):
         rates.lr(2**41)

@@ -10,7 +10,7 @@ import lrclient
 import pytest
 from lrclient import RetryPolicy
 
-from ._helpers import HALVING, AsyncCountingTransport, CountingTransport, Server, free_port, serve_on
+from support import HALVING_PLATEAU, AsyncCountingTransport, CountingTransport, Server, free_port, serve_on
 
 
 def test_a_client_keeps_retrying_until_a_server_comes_up_on_its_port(database: str, run_id: str) -> None:
@@ -19,7 +19,7 @@ def test_a_client_keeps_retrying_until_a_server_comes_up_on_its_port(database: s
     client = lrclient.Client(f"http://127.0.0.1:{port}", transport=counting)
     client.retry = RetryPolicy(retries=200, backoff=0.02, max_backoff=0.2)  # up to ~40 s of patience
     with client, ThreadPoolExecutor(1) as pool:
-        creating = pool.submit(client.create_run, run_id, HALVING)
+        creating = pool.submit(client.create_run, run_id, HALVING_PLATEAU)
         assert counting.failed.wait(timeout=30), "the client met a refused connection first"
         assert not creating.done()
         with serve_on(port, database):

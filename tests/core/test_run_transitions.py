@@ -7,6 +7,7 @@ report (patience 1), so every value below is worked out by hand.
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
 from lrserve.history import RunView, view_of
@@ -86,8 +87,9 @@ def test_a_report_without_the_monitored_metric_is_recorded_and_moves_nothing() -
 
 
 def test_the_last_step_cannot_be_reported_since_it_has_no_next_lr() -> None:
-    with pytest.raises(InvalidInput, match="must be below"):
-        new_run().accept(Report(step=MAX_STEP, metrics={"val_loss": 1.0}), "t")
+    with pytest.raises(ValidationError, match=f"must be below {MAX_STEP}; received {MAX_STEP}"):
+        Report(step=MAX_STEP, metrics={"val_loss": 1.0})
+    new_run().accept(Report(step=MAX_STEP - 1, metrics={"val_loss": 1.0}), "t")
 
 
 def test_a_rewind_forgets_later_reports_and_their_reductions() -> None:
@@ -247,3 +249,39 @@ def test_repeating_an_accepted_revision_returns_the_original_even_after_later_wr
     assert record == first.revisions[0] and record.created_at == "t"
     with pytest.raises(RevisionConflict):  # a different body at that step is still history
         later.revised(Revision.model_validate({**body, "reason": "other"}), "t")
+
+
+# -- what the rules above leave out: revisions survive a rewind, start_step revised, a next lr past overflow ----
+
+
+def test_a_rewind_forgets_reports_but_keeps_every_revision() -> None:
+    view = reported(new_run(), (0, 1.0), (1, 1.0))  # halved at 1
+    view = revised(view, {"from_step": 3, "schedule": {"type": "constant", "learning_rate": 0.4}})
+    assert lrs(view, 5) == [0.1, 0.1, 0.05, 0.2, 0.2]
+
+    after = view.rewound(0)
+
+    assert [r.step for r in after.reports] == [0] and after.revisions == view.revisions
+    assert lrs(after, 5) == [0.1, 0.1, 0.1, 0.4, 0.4]  # the reduction at 1 is forgotten, the revision is not
+
+
+def test_a_revision_may_move_start_step_and_reports_below_it_leave_the_tracker_alone() -> None:
+    view = revised(new_run(), {"from_step": 0, "plateau": {"start_step": 3}})
+
+    view = reported(view, (0, 1.0), (1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0))
+
+    # steps 0-2 are below start_step; 3 is the first value the tracker sees (the best), 4 does not improve
+    assert [r.reduced for r in view.reports] == [False, False, False, False, True]
+    assert lrs(view, 6) == [0.1, 0.1, 0.1, 0.1, 0.1, 0.05]
+
+
+def test_a_report_whose_next_lr_is_not_finite_is_refused_and_changes_nothing() -> None:
+    # lr(n) = 1e300 ** n: 1 at step 0, 1e300 at step 1, inf from step 2 on
+    view = new_run({"schedule": {"type": "exponential_decay", "initial_learning_rate": 1.0, "decay_steps": 1,
+                                 "decay_rate": 1e300}})
+    record, after = view.accept(Report(step=0, metrics={"val_loss": 1.0}), "t")
+    assert after is not None and record.next_lr == 1e300
+
+    with pytest.raises(InvalidInput, match="next step"):
+        after.accept(Report(step=1, metrics={"val_loss": 1.0}), "t")
+    assert [r.step for r in after.reports] == [0] and after.record.version == 1

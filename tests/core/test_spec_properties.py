@@ -20,14 +20,10 @@ from pydantic import ValidationError
 from lrserve.errors import InvalidInput
 from lrserve.history import RunView, view_of
 from lrserve.schedules import recursion
-from lrserve.schedules.base import STORED
 from lrserve.spec import Report, Revision, RunSpec
 from lrserve.store import RunRecord, StoredRun
 
-try:
-    from fuzzing import JSON, mutated_specs
-except ImportError:  # tests/ turned into a package
-    from tests.fuzzing import JSON, mutated_specs
+from fuzzing import JSON, mutated_specs
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
-from conftest import installed_script, stop_process, wait_until_healthy
+from support import installed_script, stop_process, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -23,7 +23,7 @@ import pytest
 
 import lrclient
 from _nginx import nginx_in_front
-from conftest import Server, running_server, throwaway_schema
+from support import Server, running_server, throwaway_schema
 from workloads import PLATEAU_SPEC, serial_replay, train_workers
 
 TOKEN = "topology-token"

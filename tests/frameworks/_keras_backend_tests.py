@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import Server
+from support import Server
 
 F32 = 1e-7  # an lr read back from Keras's float32 variable
 BACKEND_SCRIPT = Path(__file__).with_name("_backend_fit.py")

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import torch
-from conftest import Server
+from support import Server
 from lrclient import Client
 from lrclient.keras import find_lr as keras_find_lr
 from lrclient.torch import find_lr as torch_find_lr

@@ -16,8 +16,7 @@ import keras
 import lrclient
 import numpy as np
 import pytest
-from client._helpers import CountingTransport
-from conftest import Server, running_server, stop_process, wait_until_healthy
+from support import CountingTransport, Server, running_server, stop_process, wait_until_healthy
 from keras.optimizers import schedules
 from lrclient._follower import DEFAULT_RETRY
 from lrclient.keras import LearningRateCallback, schedule_spec

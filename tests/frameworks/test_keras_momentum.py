@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import torch
-from conftest import Server
+from support import Server
 from lrclient.keras import LearningRateCallback
 from torch.optim import lr_scheduler
 

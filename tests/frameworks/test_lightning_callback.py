@@ -9,8 +9,7 @@ from typing import Any
 import lrclient
 import pytest
 import torch
-from client._helpers import CountingTransport
-from conftest import Server
+from support import CountingTransport, Server
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 

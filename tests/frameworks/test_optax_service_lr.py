@@ -14,8 +14,7 @@ import jax.numpy as jnp
 import lrclient
 import optax
 import pytest
-from client._helpers import CountingTransport
-from conftest import Server
+from support import CountingTransport, Server
 from lrclient.optax import ServiceLR, set_lr
 
 EPOCHS, BATCHES = 6, 4

@@ -8,7 +8,7 @@ import warnings
 import lrclient
 import pytest
 import torch
-from conftest import Server
+from support import Server
 from lrclient.torch import ServiceScheduler
 from torch import nn
 from torch.optim import lr_scheduler

@@ -13,8 +13,7 @@ import httpx
 import lrclient
 import pytest
 import torch
-from client._helpers import CountingTransport
-from conftest import Server
+from support import CountingTransport, Server
 from lrclient.torch import ServiceScheduler
 from torch import nn
 

@@ -8,8 +8,7 @@ import httpx
 import lrclient
 import pytest
 import torch
-from client._helpers import CountingTransport
-from conftest import Server
+from support import CountingTransport, Server
 from lrclient.transformers import LearningRateCallback
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments

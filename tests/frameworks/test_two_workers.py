@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server
+from support import Server
 
 WORKER = Path(__file__).with_name("_two_workers.py")
 STEPS = 20  # _two_workers.EPOCHS * _two_workers.BATCHES

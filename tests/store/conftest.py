@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import POSTGRES_ADMIN_URL, throwaway_schema
+from support import POSTGRES_ADMIN_URL, throwaway_schema
 from lrserve.store import Store, open_store
 
 

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from conftest import running_server
+from support import running_server
 from lrserve.runs import Runs
 from lrserve.spec import Report, RunSpec
 from lrserve.store import open_store

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import free_port, running_server, stop_process, wait_until_healthy
+from support import free_port, running_server, stop_process, wait_until_healthy
 from lrserve import __version__
 
 SPEC = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5},

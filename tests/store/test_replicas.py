@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from conftest import Server, running_server
+from support import Server, running_server
 from workloads import PLATEAU_SPEC, lr, serial_replay, train_workers
 
 HALVING = {"schedule": {"type": "constant", "learning_rate": 0.1},

@@ -108,17 +108,17 @@ def test_runs_are_listed_oldest_first_in_pages_with_their_latest_step(store: Sto
         store.create_run(run(name))
     append_report(store, "a", report(3))
     first = store.list_runs(0, 2)
-    assert [r.run_id for r in first] == ["c", "a"]
+    assert [r.record.run_id for r in first] == ["c", "a"]
     assert [r.latest_step for r in first] == [None, 3]
-    rest = store.list_runs(first[-1].seq, 2)
-    assert [r.run_id for r in rest] == ["b"]
+    rest = store.list_runs(first[-1].record.seq, 2)
+    assert [r.record.run_id for r in rest] == ["b"]
 
 
 PREFIXED = ["a_b", "ab", "a-b", "a.b", "A_b", "a_", "a", "a_b_c", "b_a", "az", "azz", "a9", "aZ"]
 
 
 def listed(store: Store, prefix: str | None, after_seq: int = 0, limit: int = 100) -> list[str]:
-    return [r.run_id for r in store.list_runs(after_seq, limit, prefix)]
+    return [r.record.run_id for r in store.list_runs(after_seq, limit, prefix)]
 
 
 PREFIX_CASES = [
@@ -161,11 +161,11 @@ def test_pages_of_a_prefix_continue_after_the_last_run_of_the_previous_page(stor
         store.create_run(run(f"x_{i}"))
         store.create_run(run(f"xy{i}"))  # between the matching runs, never listed
     first = store.list_runs(0, 3, "x_")
-    second = store.list_runs(first[-1].seq, 3, "x_")
-    third = store.list_runs(second[-1].seq, 3, "x_")
-    assert [[r.run_id for r in page] for page in (first, second, third)] == [
+    second = store.list_runs(first[-1].record.seq, 3, "x_")
+    third = store.list_runs(second[-1].record.seq, 3, "x_")
+    assert [[r.record.run_id for r in page] for page in (first, second, third)] == [
         ["x_0", "x_1", "x_2"], ["x_3", "x_4", "x_5"], ["x_6"]]
-    assert listed(store, "x_", after_seq=third[-1].seq) == []
+    assert listed(store, "x_", after_seq=third[-1].record.seq) == []
 
 
 def test_a_write_to_an_unknown_run_raises_run_not_found(store: Store) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api._helpers import HALVING_PLATEAU, accepted, create_run
+from support import HALVING_PLATEAU, accepted, create_run
 
 COSINE_WITH_PLATEAU: dict[str, Any] = {
     "schedule": {"type": "cosine_decay", "initial_learning_rate": 0.1, "decay_steps": 300, "alpha": 0.1},

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from api._helpers import HALVING_PLATEAU, Server, running_server
+from support import HALVING_PLATEAU, Server, running_server
 
 TOKEN = "ui-s3cret"
 RUN = "guarded-ui-run"

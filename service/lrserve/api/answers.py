@@ -20,7 +20,7 @@ from fastapi import Response
 from lrserve.history import RunView
 from lrserve.lr_finder import RangeTest
 from lrserve.plateau import TrackerState
-from lrserve.store import ReportRecord, RevisionRecord, RunRecord, Stamp
+from lrserve.store import ListedRun, ReportRecord, RevisionRecord, RunRecord, Stamp
 
 VERSION_HEADER = "X-Run-Version"
 """Every run-scoped response carries the run's version; it grows with each accepted write."""
@@ -75,12 +75,12 @@ def run_created(view: RunView, warnings: list[str]) -> dict[str, Any]:
     return {**run(view), "warnings": warnings}
 
 
-def run_list(records: Iterable[RunRecord], next_cursor: str | None) -> dict[str, Any]:
+def run_list(listed: Iterable[ListedRun], next_cursor: str | None) -> dict[str, Any]:
     return {
         "runs": [
-            {"run_id": r.run_id, "spec": r.spec_json, "created_at": r.created_at, "latest_step": r.latest_step,
-             "version": r.version}
-            for r in records
+            {"run_id": r.record.run_id, "spec": r.record.spec_json, "created_at": r.record.created_at,
+             "latest_step": r.latest_step, "version": r.record.version}
+            for r in listed
         ],
         "next_cursor": next_cursor,
     }

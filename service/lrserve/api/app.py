@@ -59,7 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /docs from assets the service serves itself (no CDN); no ReDoc, whose page would load from one.
     app = FastAPI(title="lrserve", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
-    app.state.settings = settings
     app.state.telemetry = telemetry
     install_error_handlers(app)
     app.include_router(lr.router)  # first: the hot path matches sooner

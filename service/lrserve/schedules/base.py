@@ -14,9 +14,6 @@ ScheduleFn = Callable[[np.ndarray], np.ndarray]
 MAX_STEP_COUNT = 2**53
 """The largest integer parameter (a count of steps, a boundary): schedules compute in float64, which holds every
 integer up to 2**53 exactly, and no larger integer is a meaningful step (steps stop at 2**40)."""
-STORED = "stored"
-"""Validation context flag for a spec read back from storage: it was checked when it was accepted, so limits
-added since (such as the cost of recursive expressions) must not make it unreadable."""
 StepCount = Annotated[int, Field(ge=0, le=MAX_STEP_COUNT)]
 PositiveStepCount = Annotated[int, Field(ge=1, le=MAX_STEP_COUNT)]
 
@@ -54,10 +51,6 @@ class ScheduleModel(BaseModel):
         """How many compound schedules (`sequence`, `product`) nest here, this one included."""
         return 0
 
-    def is_recursive(self) -> bool:
-        """True when lr(n) depends on lr(n-1), so steps must be computed in order."""
-        return False
-
     def recursive_cost(self) -> float:
         """The work of computing this schedule's recursive expressions up to their last servable step, in
         `lrserve.schedules.compiler` cost units; 0 without one. Every other schedule costs the same at any step."""
@@ -71,7 +64,3 @@ def check_increasing(name: str, values: list[int]) -> list[int]:
             raise ValueError(f"{name} must be strictly increasing; received {values}")
     return values
 
-
-def stored(context: Any) -> bool:
-    """Whether a validation context (`ValidationInfo.context`) is that of a spec read back from storage."""
-    return bool((context or {}).get(STORED))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, TypeAdapter, ValidationInfo, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing, stored
-from lrserve.schedules.expression import Expression, check_recursive_cost
+from lrserve.schedules.base import ScheduleFn, ScheduleModel, StepCount, check_increasing
+from lrserve.schedules.expression import Expression
 from lrserve.schedules.hf_style import InverseSqrt, WarmupStableDecay
 from lrserve.schedules.join import join, join_momentum, product
 from lrserve.schedules.keras_style import (
@@ -40,7 +40,7 @@ class Sequence(ScheduleModel):
     boundaries: list[StepCount]
 
     @model_validator(mode="after")
-    def _shape(self, info: ValidationInfo) -> Sequence:
+    def _shape(self) -> Sequence:
         check_increasing("boundaries", self.boundaries)
         if len(self.boundaries) != len(self.schedules) - 1:
             raise ValueError(
@@ -48,15 +48,10 @@ class Sequence(ScheduleModel):
                 f"received {len(self.boundaries)}"
             )
         _check_depth(self)
-        if not stored(info.context):
-            check_recursive_cost(self.schedules, "schedules: the sequence's")
         return self
 
     def depth(self) -> int:
         return 1 + max(s.depth() for s in self.schedules)
-
-    def is_recursive(self) -> bool:
-        return any(s.is_recursive() for s in self.schedules)
 
     def recursive_cost(self) -> float:
         return sum(s.recursive_cost() for s in self.schedules)
@@ -82,17 +77,12 @@ class Product(ScheduleModel):
     schedules: Annotated[list[Schedule], Field(min_length=2, max_length=MAX_SEQUENCE_LENGTH)]
 
     @model_validator(mode="after")
-    def _shape(self, info: ValidationInfo) -> Product:
+    def _shape(self) -> Product:
         _check_depth(self)
-        if not stored(info.context):
-            check_recursive_cost(self.schedules, "schedules: the product's")
         return self
 
     def depth(self) -> int:
         return 1 + max(s.depth() for s in self.schedules)
-
-    def is_recursive(self) -> bool:
-        return any(s.is_recursive() for s in self.schedules)
 
     def recursive_cost(self) -> float:
         return sum(s.recursive_cost() for s in self.schedules)

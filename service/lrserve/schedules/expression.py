@@ -4,7 +4,8 @@ The text is parsed with `ast`, checked against the language, and compiled into c
 operations (`lrserve.schedules.compiler`, which also states the meaning); nothing is ever passed to `eval`.
 Every value is a float64, so `9**9**9**9` is just `inf` (and then refused), never a bignum. Non-recursive
 expressions are evaluated with numpy over a whole array of steps; recursive ones (`lr(n) = f(n, lr(n-1))`)
-step by step, see `lrserve.schedules.recursion`, and are refused when that would cost too much.
+step by step, see `lrserve.schedules.recursion`; what that costs is measured here and bounded where a
+schedule is accepted (`lrserve.schedules.checks`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import functools
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
-from lrserve.schedules.base import ScheduleFn, ScheduleModel, stored
+from lrserve.schedules.base import ScheduleFn, ScheduleModel
 from lrserve.schedules.compiler import (
     ALLOWED,
     BINARY,
@@ -48,8 +49,8 @@ __all__ = ["MAX_RECURSIVE_STEP", "Expression", "ExpressionError", "parse"]
 def parse(text: str) -> ast.Expression:
     """Parse and check size limits; raise ExpressionError with a message fit for the user.
 
-    Cached: a spec's expressions are parsed when validated and again when built (the tree is never changed).
-    A tree of 300 nodes takes about 70 KiB, so the cache holds at most about 18 MiB.
+    Cached: the same text is validated again each time a run's stored spec is read back (the tree is never
+    changed). A tree of 300 nodes takes about 70 KiB, so the cache holds at most about 18 MiB.
     """
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"is {len(text)} characters long; the limit is {MAX_LENGTH}")
@@ -114,16 +115,22 @@ def _check_call(node: ast.Call) -> None:
 
 
 class Expression(ScheduleModel):
-    """Keras `LearningRateScheduler(fn)` with `fn` written as a safe expression of `step` (and `lr`)."""
+    """Keras `LearningRateScheduler(fn)` with `fn` written as a safe expression of `step` (and `lr`).
+
+    `lr(step) = expression(step)`; with `recursive`, `lr(step) = expression(step, lr=lr(step - 1))` and
+    `lr(-1) = initial_learning_rate`, as Keras hands `fn` the lr the previous epoch ended with.
+    """
 
     type: Literal["expression"]
     expression: Annotated[str, Field(min_length=1)]
     initial_learning_rate: Annotated[float, Field(ge=0)] | None = None
     recursive: bool = False
+    _tree: ast.Expression = PrivateAttr()
+    """The parsed expression, set by validation: `build` compiles it without parsing the text again."""
     _cost: float = PrivateAttr(default=0.0)
 
     @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> Expression:
+    def _check(self) -> Expression:
         if self.recursive and self.initial_learning_rate is None:
             raise ValueError("initial_learning_rate is required when recursive is true (it is lr before step 0)")
         if not self.recursive and self.initial_learning_rate is not None:
@@ -133,29 +140,19 @@ class Expression(ScheduleModel):
             check(tree, self.recursive)
         except ExpressionError as error:
             raise ValueError(f"expression {error}") from None
+        self._tree = tree
         if self.recursive:
-            self._cost = recursive_cost(tree)
-            if self._cost > MAX_RECURSIVE_COST and not stored(info.context):
-                raise ValueError(
-                    f"expression is too costly to compute recursively up to step {MAX_RECURSIVE_STEP:,}: "
-                    f"{per_step(self._cost):.1f} units a step, at most {per_step(MAX_RECURSIVE_COST):.0f} (each "
-                    "operation on a value that depends on lr costs 1 to 2, a function 4, ** 20; parts that "
-                    "depend on step alone are nearly free)"
-                )
+            self._cost = recursive_cost(tree)  # bounded where the schedule is accepted (schedules.checks)
         return self
-
-    def is_recursive(self) -> bool:
-        return self.recursive
 
     def recursive_cost(self) -> float:
         return self._cost
 
     def build(self) -> ScheduleFn:
-        tree = parse(self.expression)
         if self.recursive:
             assert self.initial_learning_rate is not None
-            return Recursion(Spine(tree), self.expression, float(self.initial_learning_rate))
-        node = vector(tree)
+            return Recursion(Spine(self._tree), self.expression, float(self.initial_learning_rate))
+        node = vector(self._tree)
 
         def fn(step: np.ndarray) -> np.ndarray:
             with np.errstate(all="ignore"):
@@ -171,15 +168,3 @@ def recursive_cost(tree: ast.Expression) -> float:
 
 def per_step(cost: float) -> float:
     return cost / (MAX_RECURSIVE_STEP + 1)
-
-
-def check_recursive_cost(schedules: list[ScheduleModel], where: str) -> None:
-    """Refuse schedules whose recursive expressions together would cost more than one may: each needs its
-    own steps computed, so a request spanning them all could otherwise take their number times as long."""
-    total = sum(s.recursive_cost() for s in schedules)
-    if total > MAX_RECURSIVE_COST:
-        raise ValueError(
-            f"{where} recursive expressions together are too costly to compute up to step "
-            f"{MAX_RECURSIVE_STEP:,} each: {per_step(total):.1f} units a step, at most "
-            f"{per_step(MAX_RECURSIVE_COST):.0f} in all (a recursive expression costs at least {STEP_COST + 1})"
-        )

@@ -16,7 +16,11 @@ Shape = Literal["linear", "cosine", "1-sqrt"]
 
 
 class InverseSqrt(ScheduleModel):
-    """HF `get_inverse_sqrt_schedule`: linear warmup from 0, then `1 / sqrt((step + timescale - W) / timescale)`."""
+    """HF `get_inverse_sqrt_schedule`: linear warmup from 0, then `1 / sqrt((step + timescale - W) / timescale)`.
+
+    With `W = warmup_steps` and `timescale` defaulting to `W` (10,000 when `W` is 0):
+    `lr = initial * step / max(1, W)` for `step < W`, else `initial / sqrt((step + timescale - W) / timescale)`.
+    """
 
     type: Literal["inverse_sqrt"]
     initial_learning_rate: Rate
@@ -36,7 +40,14 @@ class InverseSqrt(ScheduleModel):
 
 
 class WarmupStableDecay(ScheduleModel):
-    """HF `get_wsd_schedule`: warm up from `min_lr_ratio`, hold, decay back to `min_lr_ratio`, then hold."""
+    """HF `get_wsd_schedule`: warm up from `min_lr_ratio`, hold, decay back to `min_lr_ratio`, then hold.
+
+    `lr = initial * factor`, with `W, S, D` the warmup, stable and decay steps and `r = min_lr_ratio`:
+    `factor = max(0, r + (1 - r) * w(step / max(1, W)))` for `step < W`; 1 for `step < W + S`;
+    `max(0, r + (1 - r) * d((step - W - S) / max(1, D)))` for `step < W + S + D`; `r` after. The shapes:
+    `w(p)` = `p` (linear), `(1 - cos(pi * p)) / 2` (cosine), `1 - sqrt(1 - p)` (1-sqrt);
+    `d(p)` = `1 - p` (linear), `(1 + cos(2 * pi * num_cycles * p)) / 2` (cosine), `1 - sqrt(p)` (1-sqrt).
+    """
 
     type: Literal["warmup_stable_decay"]
     initial_learning_rate: Rate

@@ -11,7 +11,16 @@ from lrserve.schedules.base import ScheduleFn
 
 
 def join(fns: Sequence[ScheduleFn], boundaries: Sequence[int]) -> ScheduleFn:
-    """Join schedules at absolute boundaries; each schedule is evaluated only on its own segment."""
+    """Join schedules at absolute boundaries; each schedule is evaluated only on its own segment.
+
+    `lr(step) = fns[i](step - starts[i])` for `starts[i] <= step < starts[i + 1]` (optax `join_schedules`).
+    """
+    # Only on its own segment, rather than every child at every step and a selection after: outside its
+    # segment a child would see negative steps (before its boundary) or steps it never serves (after the
+    # next one), where it may take a square root of a negative (inverse_sqrt), overflow to inf with numpy
+    # warnings (a growing exponential) or, for a recursive expression, have to compute every step up to the
+    # largest one asked for. None of that belongs in the answer, and the work would grow with the number of
+    # children instead of the number of steps asked for.
     starts = np.asarray([0, *boundaries], dtype=np.float64)
 
     def fn(step: np.ndarray) -> np.ndarray:

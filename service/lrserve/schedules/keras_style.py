@@ -83,7 +83,11 @@ class InverseTimeDecay(ScheduleModel):
 
 
 class PolynomialDecay(ScheduleModel):
-    """Keras `PolynomialDecay`; with `cycle` the horizon widens to `decay_steps * ceil(step / decay_steps)`."""
+    """Keras `PolynomialDecay`; with `cycle` the horizon widens to `decay_steps * ceil(step / decay_steps)`.
+
+    `lr = (initial - end) * (1 - min(step, decay_steps) / decay_steps) ** power + end`; with `cycle`,
+    `lr = (initial - end) * (1 - step / H) ** power + end` with `H = decay_steps * max(1, ceil(step / decay_steps))`.
+    """
 
     type: Literal["polynomial_decay"]
     initial_learning_rate: Rate
@@ -178,7 +182,9 @@ class CosineDecayRestarts(ScheduleModel):
 
     Period i starts at `first_decay_steps * (t_mul**i - 1) / (t_mul - 1)`. The period index is estimated with
     Keras' log formula and then corrected against those exact starts, because the log formula alone picks
-    the old period at some restart steps.
+    the old period at some restart steps. In period `i`, of length `first_decay_steps * t_mul ** i`, with
+    `fraction` the part of it done: `lr = initial * ((1 - alpha) * m_mul ** i * (1 + cos(pi * fraction)) / 2
+    + alpha)`.
     """
 
     type: Literal["cosine_decay_restarts"]

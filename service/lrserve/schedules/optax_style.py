@@ -13,7 +13,7 @@ Rate = Annotated[float, Field(ge=0)]
 
 
 class Constant(ScheduleModel):
-    """The same learning rate at every step."""
+    """optax `constant_schedule` (in Keras and PyTorch, a plain float lr): `lr = learning_rate` at every step."""
 
     type: Literal["constant"]
     learning_rate: Rate
@@ -23,7 +23,11 @@ class Constant(ScheduleModel):
 
 
 class Linear(ScheduleModel):
-    """optax `linear_schedule`: holds `initial` until `transition_begin`, reaches `end` after `transition_steps`."""
+    """optax `linear_schedule`: holds `initial` until `transition_begin`, reaches `end` after `transition_steps`.
+
+    `lr = initial + (end - initial) * clip(step - transition_begin, 0, transition_steps) / transition_steps`;
+    with `transition_steps = 0` it is `initial` at every step, as optax's.
+    """
 
     type: Literal["linear"]
     initial_learning_rate: Rate

@@ -26,7 +26,8 @@ class StepDecay(ScheduleModel):
 
 
 class MultiStepDecay(ScheduleModel):
-    """PyTorch `MultiStepLR`: multiplied by `gamma` at every milestone, already at step == milestone."""
+    """PyTorch `MultiStepLR`: multiplied by `gamma` at every milestone, already at step == milestone:
+    `lr = initial * gamma ** (number of milestones <= step)`."""
 
     type: Literal["multistep_decay"]
     initial_learning_rate: Rate
@@ -57,6 +58,12 @@ class OneCycle(ScheduleModel):
     lr `max_lr/div_factor -> max_lr -> max_lr/div_factor/final_div_factor` (three-phase: back to
     `max_lr/div_factor` first), and, with `cycle_momentum`, momentum inversely `max_momentum -> base_momentum
     -> max_momentum` (three-phase: then held at `max_momentum`).
+
+    With `s = min(step, total_steps - 1)` in the phase `[phase_start, phase_end]` (ends at
+    `pct_start * total_steps - 1`, three-phase `2 * pct_start * total_steps - 2`, then `total_steps - 1`;
+    each phase starts where the previous ended, the first at 0), `pct = (s - phase_start) / (phase_end -
+    phase_start)` and, from `start` to `end` of the phase,
+    cos: `end + (start - end) / 2 * (1 + cos(pi * pct))`; linear: `start + (end - start) * pct`.
     """
 
     type: Literal["one_cycle"]
@@ -133,7 +140,11 @@ class Cyclic(ScheduleModel):
     With `x` the position in the current cycle and `h` its height (`scale_factor` rising 0 -> 1 over
     `step_size_up`, falling back over `step_size_down`, times the mode's scale): `lr = base_lr +
     (max_lr - base_lr) * h`, and with `cycle_momentum`, `momentum = max_momentum - (max_momentum -
-    base_momentum) * h`, inversely to the lr.
+    base_momentum) * h`, inversely to the lr. In full, with `T = step_size_up + step_size_down` (down
+    defaults to up) and `r = step_size_up / T`:
+    `cycle = floor(1 + step / T)`, `x = 1 + step / T - cycle`,
+    `scale_factor = x / r if x <= r else (x - 1) / (r - 1)`, and `h = scale_factor * scale` with `scale` 1
+    (`triangular`), `1 / 2 ** (cycle - 1)` (`triangular2`) or `gamma ** step` (`exp_range`).
     """
 
     type: Literal["cyclic"]

@@ -3,7 +3,7 @@ PostgreSQL (`postgres`); `open_store(url)` picks the backend from the database U
 
 from __future__ import annotations
 
-from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, RunWriter, Stamp, Store, StoredRun
+from lrserve.store.base import ListedRun, ReportRecord, RevisionRecord, RunRecord, RunWriter, Stamp, Store, StoredRun
 
 
 def open_store(url: str) -> Store:
@@ -22,4 +22,4 @@ def open_store(url: str) -> Store:
     )
 
 
-__all__ = ["ReportRecord", "RevisionRecord", "RunRecord", "RunWriter", "Stamp", "Store", "StoredRun", "open_store"]
+__all__ = ["ListedRun", "ReportRecord", "RevisionRecord", "RunRecord", "RunWriter", "Stamp", "Store", "StoredRun", "open_store"]

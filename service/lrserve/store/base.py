@@ -34,11 +34,19 @@ class RunRecord:
     created_at: str
     version: int = 0
     seq: int = 0
-    latest_step: int | None = None
 
     @property
     def stamp(self) -> Stamp:
         return (self.seq, self.version)
+
+
+@dataclass(frozen=True)
+class ListedRun:
+    """A run as a listing shows it: its record and the step of its latest report (None: none yet), read
+    with it in one query (a loaded run's latest step is that of its last report, see `StoredRun`)."""
+
+    record: RunRecord
+    latest_step: int | None
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ class Store(ABC):
         """The run with its reports (by step) and revisions (in order), or None."""
 
     @abstractmethod
-    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[ListedRun]:
         """At most `limit` runs created after `after_seq`, oldest first; only ids starting with `prefix`
         (case-sensitive, every character literal) when one is given."""
 

@@ -72,7 +72,11 @@ class PostgresStore(SqlStore):
             self._pool.close()
             raise StorageUnavailable(f"cannot connect to PostgreSQL within {timeout}s: {error}") from error
         with self._transaction() as db:
-            # An arbitrary constant key: two processes starting together create the tables one at a time.
+            # 7243 is an arbitrary key of PostgreSQL's transaction-scoped advisory locks, used for nothing else
+            # in lrserve: every process takes it while creating the tables, so two processes starting together
+            # against one database create them one at a time (CREATE TABLE IF NOT EXISTS alone races). It is
+            # released at the end of this transaction; a schema of its own per deployment shares the key
+            # harmlessly (it only makes their first connections wait for one another).
             db.execute("SELECT pg_advisory_xact_lock(7243)")
             db.execute(_SCHEMA)
 

@@ -12,16 +12,14 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 from lrserve.errors import RunNotFound
-from lrserve.store.base import ReportRecord, RevisionRecord, RunRecord, RunWriter, Stamp, Store, StoredRun
+from lrserve.store.base import ListedRun, ReportRecord, RevisionRecord, RunRecord, RunWriter, Stamp, Store, StoredRun
 
 
 # Records to and from the rows both backends store: JSON documents as text, nothing else.
 
 
-def run_from_row(seq: int, run_id: str, spec: str, created_at: str, version: int,
-                 latest_step: int | None = None) -> RunRecord:
-    return RunRecord(run_id=run_id, spec_json=json.loads(spec), created_at=created_at, version=version, seq=seq,
-                     latest_step=latest_step)
+def run_from_row(seq: int, run_id: str, spec: str, created_at: str, version: int) -> RunRecord:
+    return RunRecord(run_id=run_id, spec_json=json.loads(spec), created_at=created_at, version=version, seq=seq)
 
 
 def report_from_row(step: int, metrics: str, reduced: Any, next_lr: float, state: str | None,
@@ -117,7 +115,7 @@ class SqlStore(Store):
             revisions=[revision_from_row(*r) for r in revisions],
         )
 
-    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[RunRecord]:
+    def list_runs(self, after_seq: int, limit: int, prefix: str | None = None) -> list[ListedRun]:
         # A prefix is a range of ids, not a LIKE pattern: no wildcard to escape ('_' is common in ids),
         # no case folding (SQLite's LIKE ignores case), and an index on run_id can serve it.
         where = "seq > ?"
@@ -132,7 +130,7 @@ class SqlStore(Store):
                     f"FROM runs WHERE {where} ORDER BY seq LIMIT ?",
                 (*params, limit),
             ).fetchall()
-        return [run_from_row(*row) for row in rows]
+        return [ListedRun(run_from_row(*row[:5]), row[5]) for row in rows]
 
     def delete_run(self, run_id: str) -> bool:
         with self._transaction() as db:

@@ -17,10 +17,9 @@ from lrserve.api import answers
 from lrserve.api.deps import RunId
 from lrserve.api.schemas import ErrorOut, PreviewOut, RunCurveOut
 from lrserve.curve import DEFAULT_POINTS, MAX_POINTS, MIN_POINTS, curve
-from lrserve.history import view_of
-from lrserve.runs import Runs, now
-from lrserve.spec import MAX_STEP, RunSpec, growth_warnings
-from lrserve.store import RunRecord, StoredRun
+from lrserve.history import new_view
+from lrserve.runs import Runs
+from lrserve.spec import MAX_STEP, RunSpec, accepted_warnings
 
 router = APIRouter(tags=["display"], responses={422: {"model": ErrorOut}})
 
@@ -50,8 +49,7 @@ async def preview(spec: Annotated[RunSpec, validated(RunSpec)], start: Start = 0
     """The curve a run with this spec would start with, validated as `PUT /runs/{id}` validates it (422
     names the field), with the `warnings` its PUT would answer; nothing is stored."""
     def compute() -> dict:
-        warnings = growth_warnings(spec.schedule)
-        stored = StoredRun(RunRecord(run_id="preview", spec_json=spec.canonical(), created_at=now()))
-        return answers.preview(curve(view_of(stored, spec), start, stop, points), warnings)
+        warnings = accepted_warnings(spec.schedule)
+        return answers.preview(curve(new_view(spec), start, stop, points), warnings)
 
     return answers.json_response(await run_in_threadpool(compute))

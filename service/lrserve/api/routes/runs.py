@@ -79,6 +79,6 @@ def list_runs(
 ) -> dict[str, Any]:
     """Runs, oldest first, only those whose id starts with `prefix` if given; pass `next_cursor` back as
     `cursor` (with the same `prefix`) for the next page."""
-    records = runs.list_runs(parse_cursor(cursor), limit + 1, prefix)
-    page = records[:limit]
-    return answers.run_list(page, str(page[-1].seq) if len(records) > limit else None)
+    listed = runs.list_runs(parse_cursor(cursor), limit + 1, prefix)
+    page = listed[:limit]
+    return answers.run_list(page, str(page[-1].record.seq) if len(listed) > limit else None)
