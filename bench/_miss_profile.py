@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
-from lrserve.history import view_of
+from lrserve.run_view import view_of
 from lrserve.memo import BLOCK
 from lrserve.runs import Runs
 from lrserve.store import open_store

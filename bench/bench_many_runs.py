@@ -34,7 +34,7 @@ from _load import LoadResult, Request, load
 from _miss_profile import profile
 from _servers import HOST, Server, lrserve_processes
 from _specs import REPORT_EVERY, SPEC, val_loss
-from lrserve.history import view_of
+from lrserve.run_view import view_of
 from lrserve.runs import now
 from lrserve.spec import Report, RunSpec
 from lrserve.store import RunRecord, StoredRun, open_store

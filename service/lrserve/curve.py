@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from lrserve.errors import InvalidInput
-from lrserve.history import RunView
+from lrserve.run_view import RunView
 from lrserve.spec import MAX_STEP
 
 EXACT_SPAN = 1_000_000

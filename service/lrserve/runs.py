@@ -23,7 +23,7 @@ import numpy as np
 from lrserve.errors import InvalidInput, RunNotFound, SpecConflict
 from lrserve.freshness import DEFAULT_LEASE_SECONDS, EventWatch
 from lrserve.heavy import HEAVY_WORK
-from lrserve.history import RunView, view_of
+from lrserve.run_view import RunView, view_of
 from lrserve.spec import Report, Revision, Rewind, RunSpec, accepted_warnings
 from lrserve.store import ListedRun, ReportRecord, RevisionRecord, RunRecord, RunWriter, Store
 

@@ -20,7 +20,7 @@ def spec_file_lrs(path: Path, start: int, stop: int, every: int) -> tuple[list[i
     from pydantic import ValidationError
 
     from lrserve.errors import ServiceError, describe_errors
-    from lrserve.history import new_view
+    from lrserve.run_view import new_view
     from lrserve.runs import range_steps
     from lrserve.spec import RunSpec, accepted_warnings
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from lrserve.history import view_of
+from lrserve.run_view import view_of
 from lrserve.schedules import NotCached, Sequence, cached_only, recursion
 from lrserve.schedules.base import ScheduleModel
 from lrserve.schedules.checks import cost_problems

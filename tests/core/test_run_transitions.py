@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from lrserve.errors import InvalidInput, ReportConflict, RevisionConflict
-from lrserve.history import RunView, view_of
+from lrserve.run_view import RunView, view_of
 from lrserve.spec import MAX_STEP, Report, Revision, RunSpec
 from lrserve.store import RunRecord, StoredRun
 

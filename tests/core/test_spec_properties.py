@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from pydantic import ValidationError
 
 from lrserve.errors import InvalidInput
-from lrserve.history import RunView, view_of
+from lrserve.run_view import RunView, view_of
 from lrserve.schedules import recursion
 from lrserve.spec import Report, Revision, RunSpec
 from lrserve.store import RunRecord, StoredRun

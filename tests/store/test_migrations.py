@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lrserve.history import view_of
+from lrserve.run_view import view_of
 from lrserve.store import RevisionRecord, open_store
 
 # The tables as they were before revisions could change the plateau (no revisions.plateau column).

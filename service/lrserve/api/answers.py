@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from lrserve.history import RunView
+from lrserve.run_view import RunView
 from lrserve.lr_finder import RangeTest
 from lrserve.plateau import TrackerState
 from lrserve.store import ListedRun, ReportRecord, RevisionRecord, RunRecord, Stamp

@@ -16,7 +16,7 @@ from lrserve.api.errors import install_error_handlers
 from lrserve.api.limits import BodySizeLimit
 from lrserve.api.observe import Observe
 from lrserve.api.ranges import RangeSlots
-from lrserve.api.routes import display, health, lr, lr_finder, operations, reports, runs
+from lrserve.api.routes import display, health, history, lr, lr_finder, operations, runs
 from lrserve.api.shutdown import AnswerCutRequests
 from lrserve.api.telemetry import Telemetry
 from lrserve.logs import configure_logging
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(lr.router)  # first: the hot path matches sooner
     app.include_router(health.router)
     app.include_router(runs.router)
-    app.include_router(reports.router)
+    app.include_router(history.router)
     app.include_router(lr_finder.router)
     app.include_router(operations.router)
     app.include_router(display.router)

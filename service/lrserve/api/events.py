@@ -15,7 +15,7 @@ import os
 from lrserve import __version__
 from lrserve.api.observe import current
 from lrserve.errors import Conflict, ReportConflict, RevisionConflict, SpecConflict
-from lrserve.history import RunView
+from lrserve.run_view import RunView
 from lrserve.logs import log_event
 from lrserve.settings import Settings, masked_url
 from lrserve.store import ReportRecord, RevisionRecord

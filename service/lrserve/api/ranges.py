@@ -17,7 +17,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from lrserve.history import RunView
+from lrserve.run_view import RunView
 
 CHUNK = 65_536
 LARGE = 10_000

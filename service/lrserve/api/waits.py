@@ -14,7 +14,7 @@ import asyncio
 
 from starlette.concurrency import run_in_threadpool
 
-from lrserve.history import RunView
+from lrserve.run_view import RunView
 from lrserve.runs import Runs
 
 MAX_WAIT = 10.0

@@ -27,12 +27,24 @@ MAX_SEQUENCE_LENGTH = 64
 """The most children of one `sequence` or `product`."""
 
 
-def _check_depth(compound: Sequence | Product) -> None:
-    if compound.depth() > MAX_SEQUENCE_DEPTH:
-        raise ValueError(f"sequence and product schedules may nest at most {MAX_SEQUENCE_DEPTH} levels deep")
+class _Compound(ScheduleModel):
+    """What `sequence` and `product` share: child `schedules`, a nesting depth they count together, and the
+    recursive-expression cost of all their children."""
+
+    schedules: list[Schedule]
+
+    def depth(self) -> int:
+        return 1 + max(s.depth() for s in self.schedules)
+
+    def recursive_cost(self) -> float:
+        return sum(s.recursive_cost() for s in self.schedules)
+
+    def _check_depth(self) -> None:
+        if self.depth() > MAX_SEQUENCE_DEPTH:
+            raise ValueError(f"sequence and product schedules may nest at most {MAX_SEQUENCE_DEPTH} levels deep")
 
 
-class Sequence(ScheduleModel):
+class Sequence(_Compound):
     """optax `join_schedules`: `schedules[i]` runs from `boundaries[i-1]` on, seeing `step - boundaries[i-1]`."""
 
     type: Literal["sequence"]
@@ -47,14 +59,8 @@ class Sequence(ScheduleModel):
                 f"boundaries must have exactly one entry fewer than schedules ({len(self.schedules) - 1}); "
                 f"received {len(self.boundaries)}"
             )
-        _check_depth(self)
+        self._check_depth()
         return self
-
-    def depth(self) -> int:
-        return 1 + max(s.depth() for s in self.schedules)
-
-    def recursive_cost(self) -> float:
-        return sum(s.recursive_cost() for s in self.schedules)
 
     def build(self) -> ScheduleFn:
         return join([s.build() for s in self.schedules], self.boundaries)
@@ -64,7 +70,7 @@ class Sequence(ScheduleModel):
         return join_momentum([s.momentum() for s in self.schedules], self.boundaries)
 
 
-class Product(ScheduleModel):
+class Product(_Compound):
     """PyTorch `ChainedScheduler` of multiplicative schedulers: `lr(N) = schedules[0](N) * schedules[1](N) * ...`.
 
     The first child usually carries the absolute lr and the others are factors starting at 1.0 (e.g. a
@@ -78,14 +84,8 @@ class Product(ScheduleModel):
 
     @model_validator(mode="after")
     def _shape(self) -> Product:
-        _check_depth(self)
+        self._check_depth()
         return self
-
-    def depth(self) -> int:
-        return 1 + max(s.depth() for s in self.schedules)
-
-    def recursive_cost(self) -> float:
-        return sum(s.recursive_cost() for s in self.schedules)
 
     def build(self) -> ScheduleFn:
         return product([s.build() for s in self.schedules])
@@ -103,6 +103,7 @@ Schedule = Annotated[
     ],
     Field(discriminator="type"),
 ]
+_Compound.model_rebuild()
 Sequence.model_rebuild()
 Product.model_rebuild()
 ScheduleAdapter: TypeAdapter[Schedule] = TypeAdapter(Schedule)

@@ -17,7 +17,7 @@ from lrserve.api import answers
 from lrserve.api.deps import RunId
 from lrserve.api.schemas import ErrorOut, PreviewOut, RunCurveOut
 from lrserve.curve import DEFAULT_POINTS, MAX_POINTS, MIN_POINTS, curve
-from lrserve.history import new_view
+from lrserve.run_view import new_view
 from lrserve.runs import Runs
 from lrserve.spec import MAX_STEP, RunSpec, accepted_warnings
 

@@ -13,7 +13,7 @@ from lrserve.api.deps import RunId
 from lrserve.api.offload import off_the_loop_if_costly
 from lrserve.api.ranges import LARGE, stream_range
 from lrserve.api.schemas import ErrorOut, LrOut, LrRangeOut
-from lrserve.history import RunView
+from lrserve.run_view import RunView
 from lrserve.runs import Runs, range_count
 from lrserve.spec import MAX_STEP
 
