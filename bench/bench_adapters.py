@@ -10,7 +10,9 @@ every step by the adapter from a real lrserve process (`python -m lrserve serve`
 
 - torch: `LambdaLR` vs `lrclient.torch.ServiceScheduler` (`step()` every batch, `report()` each epoch);
 - optax: `optax.warmup_cosine_decay_schedule` inside the jitted `sgd` vs `inject_hyperparams(sgd)` with
-  `set_lr(opt_state, ServiceLR.lr(step))` outside `jit` and `ServiceLR.report` each epoch;
+  `set_lr(opt_state, ServiceLR.lr(step))` outside `jit` and `ServiceLR.report` each epoch, and vs
+  `inject_hyperparams(sgd)(learning_rate=ServiceLR.schedule())` with one `ServiceLR.sync` per epoch (the
+  run's lrs as a table on the device, nothing on the host per step);
 - lightning: `configure_optimizers` returning the `LambdaLR` with `interval: "step"` vs
   `lrclient.lightning.LearningRateCallback` (a new `Trainer.fit` of one epoch per round for each; the
   time is the epoch's, from `on_train_epoch_start` to `on_train_epoch_end`, so the run's opening at
@@ -125,6 +127,9 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
     service_state, service_update = trainer(optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
     service = stack.enter_context(ServiceLR("bench-optax", base_url=url, spec=SPEC,
                                             steps=(args.rounds + 1) * args.batches))
+    table_service = stack.enter_context(ServiceLR("bench-optax-table", base_url=url, spec=SPEC,
+                                                  steps=(args.rounds + 1) * args.batches))
+    table_state, table_update = trainer(optax.inject_hyperparams(optax.sgd)(learning_rate=table_service.schedule()))
 
     def local(n: int) -> float:
         started = time.perf_counter()
@@ -146,7 +151,19 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
         service_state[:] = [params, opt_state]
         return time.perf_counter() - started
 
-    return {"in-process optax schedule": local, "ServiceLR": served}, lambda: service.rates.requests
+    def tabled(n: int) -> float:
+        started = time.perf_counter()
+        params, opt_state = table_state
+        opt_state = table_service.sync(opt_state, n * args.batches)
+        for batch in range(args.batches):
+            params, opt_state, value = table_update(params, opt_state, x[batch], y[batch])
+        table_service.report(n * args.batches + args.batches - 1, {"loss": value})
+        jax.block_until_ready(params)
+        table_state[:] = [params, opt_state]
+        return time.perf_counter() - started
+
+    return ({"in-process optax schedule": local, "ServiceLR": served, "ServiceLR.schedule + sync": tabled},
+            lambda: service.rates.requests)
 
 
 def lightning_variants(url: str, args: argparse.Namespace,
@@ -305,9 +322,11 @@ def main() -> None:
             for n, name, seconds in rounds(variants, args):
                 per_batch[name].append(seconds)
                 print(f"{framework:9s} round {n:2d} {name:26s} {seconds * 1e6:8.1f} us/batch over the epoch")
-            local, service = (statistics.median(per_batch[name]) for name in variants)
             per_epoch = (requests() - before) / (args.rounds + 1) if framework in ("torch", "optax") else requests()
-            rows.append((framework, *variants, local, service, per_epoch))
+            local_name, *service_names = variants  # the in-process baseline first, then each adapter variant
+            for service_name in service_names:
+                rows.append((framework, local_name, service_name, statistics.median(per_batch[local_name]),
+                             statistics.median(per_batch[service_name]), per_epoch))
 
     print(f"\n{args.rounds} rounds of 1 epoch x {args.batches} batches of {args.batch_size}, 2x64 MLP, "
           f"{args.threads} thread, warmup + cosine decay per batch; medians of the epoch's time per batch")

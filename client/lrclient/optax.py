@@ -9,8 +9,9 @@ metrics)` once per epoch is the only request of an epoch (two after a report tha
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 from optax import InjectStatefulHyperparamsState
 
@@ -20,7 +21,7 @@ from ._follower import DEFAULT_CHIEF_TIMEOUT, RunFollower
 from ._rates import LearningRates
 from ._types import ReportOutcome
 
-__all__ = ["ServiceLR", "set_lr"]
+__all__ = ["LrTable", "LrTableState", "ServiceLR", "set_lr"]
 
 
 def set_lr(opt_state: Any, lr: float, name: str = "learning_rate") -> Any:
@@ -56,6 +57,37 @@ def set_lr(opt_state: Any, lr: float, name: str = "learning_rate") -> Any:
     return new_state
 
 
+class LrTableState(NamedTuple):
+    """The device side of `LrTable`: `lrs[i]` is the lr of step `first + i`; `count` is the step being trained."""
+
+    lrs: Any
+    first: Any
+    count: Any
+
+
+class LrTable:
+    """An optax stateful schedule that reads the run's lrs from a table on the device, inside `jit`:
+    lr(count) = lrs[count - first], NaN outside the table (so a loop that forgets `ServiceLR.sync` fails
+    loudly instead of training with a wrong lr). The table has a fixed length, so the jitted update is
+    traced once; `ServiceLR.sync` replaces it from the host only when the run's lrs may have changed.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def init(self) -> LrTableState:
+        return LrTableState(lrs=jnp.full((self.length,), jnp.nan), first=jnp.zeros([], jnp.int32),
+                            count=jnp.zeros([], jnp.int32))
+
+    def update(self, state: LrTableState, **extra_args: Any) -> LrTableState:
+        return state._replace(count=state.count + 1)
+
+    def __call__(self, state: LrTableState, **extra_args: Any) -> Any:
+        index = state.count - state.first
+        inside = (index >= 0) & (index < self.length)
+        return jnp.where(inside, state.lrs[jnp.clip(index, 0, self.length - 1)], jnp.nan)
+
+
 class ServiceLR:
     """The learning rates of an lrserve run, for a hand-written JAX training loop::
 
@@ -85,6 +117,9 @@ class ServiceLR:
                                     chief_timeout=chief_timeout, validation_prefix="val_", resume=_resume)
         self.follower.open(horizon=steps)
         self.follower.begin(start_step)
+        self._table_length = max(2, min(steps or 10_000, 100_000))
+        self._table: LrTable | None = None
+        self._synced: tuple[int | None, int] | None = None  # (run version, first step) of the table put last
 
     @property
     def rates(self) -> LearningRates:
@@ -100,6 +135,53 @@ class ServiceLR:
         return self.follower.lr(step)
 
     __call__ = lr
+
+    def schedule(self) -> LrTable:
+        """The run's lrs as an optax stateful schedule, for `optax.inject_hyperparams(...)(learning_rate=...)`:
+        no host work per step. Call `opt_state = service.sync(opt_state, step)` before each epoch."""
+        self._table = LrTable(self._table_length)
+        return self._table
+
+    def sync(self, opt_state: Any, step: int, name: str = "learning_rate") -> Any:
+        """`opt_state` ready to train from `step` on with the `schedule()` table: the table is put on the device
+        again only when the run's lrs may have changed since (a report that reduced, another worker's write, a
+        revision: the run's version moved) or when `step` leaves its first half; the step count is set to `step`
+        (so a resumed loop starts where it should). In epoch runs the table holds the epoch's lr (the optimizer
+        counts batches), so it is put every epoch. Outside `jit`, once per epoch."""
+        if self._table is None:
+            raise TypeError("sync needs the optimizer built with learning_rate=service.schedule()")
+        if self.step_unit == "epoch":  # the optimizer counts batches: the epoch's lr in every entry
+            refill, first, count = True, 0, 0
+            values = np.full(self._table_length, self.follower.lr(step))
+        else:
+            version = self.rates.version
+            refill = self._synced is None or self._synced[0] != version or not \
+                self._synced[1] <= step < self._synced[1] + self._table_length // 2
+            first, count = (step if refill else self._synced[1]), step
+            if refill:
+                values = np.array([self.follower.lr(s) for s in range(step, step + self._table_length)])
+                self._synced = (self.rates.version, step)
+        found = False
+
+        def visit(state: Any) -> Any:
+            nonlocal found
+            if isinstance(state, InjectStatefulHyperparamsState) and \
+                    isinstance(state.hyperparams_states.get(name), LrTableState):
+                found = True
+                table = state.hyperparams_states[name]
+                lrs = np.asarray(values, dtype=np.result_type(table.lrs.dtype)) if refill else table.lrs
+                new = LrTableState(lrs=lrs, first=np.int32(first), count=np.int32(count))
+                return state._replace(hyperparams_states={**state.hyperparams_states, name: new})
+            if isinstance(state, tuple) and not hasattr(state, "_fields"):
+                return tuple(visit(s) for s in state)
+            return state
+
+        new_state = visit(opt_state)
+        if not found:
+            raise TypeError(f"No optax.inject_hyperparams state whose {name!r} is service.schedule() in this "
+                            f"optimizer state: build it with inject_hyperparams(optax.sgd)({name}=service.schedule()). "
+                            f"Received: {type(opt_state).__name__}")
+        return new_state
 
     def report(self, step: int, metrics: Mapping[str, Any]) -> ReportOutcome | None:
         """The metrics measured at the end of `step` (once per epoch): the service's answer, or None when nothing

@@ -146,3 +146,82 @@ def test_a_resumed_loop_after_a_rewind_trains_with_the_uninterrupted_lrs(server:
 
     assert resumed == uninterrupted[3 * BATCHES:]
     assert reduced == [False, False, True, False, True, False]  # epoch 2's reduction survives the rewind
+
+
+# --- the table path: the run's lrs on the device, read inside jit ----------------------------------------
+
+
+def train_with_table(service: ServiceLR, unit: str, first_epoch: int = 0, traces: list | None = None) -> list[float]:
+    """A real optax loop with `learning_rate=service.schedule()` and one `sync` per epoch; returns the lr of every
+    update as the optimizer used it (inject_hyperparams keeps it in `hyperparams` after the update)."""
+    x, y, val_x, val_y = regression()
+    optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=service.schedule())
+    w = jnp.zeros(3)
+    opt_state = optimizer.init(w)
+
+    @jax.jit
+    def update(w: jax.Array, opt_state: optax.OptState, xs: jax.Array, ys: jax.Array):
+        if traces is not None:
+            traces.append(1)
+        updates, opt_state = optimizer.update(jax.grad(loss)(w, xs, ys), opt_state, w)
+        return optax.apply_updates(w, updates), opt_state
+
+    used = []
+    for epoch in range(first_epoch, EPOCHS):
+        opt_state = service.sync(opt_state, epoch * BATCHES if unit == "batch" else epoch)
+        for batch in range(BATCHES):
+            w, opt_state = update(w, opt_state, x[batch * 8:(batch + 1) * 8], y[batch * 8:(batch + 1) * 8])
+            used.append(float(opt_state.hyperparams["learning_rate"]))
+        end = epoch * BATCHES + BATCHES - 1 if unit == "batch" else epoch
+        service.report(end, {"val_loss": loss(w, val_x, val_y)})
+    return used
+
+
+@pytest.mark.parametrize("unit", ["batch", "epoch"])
+def test_the_table_schedule_trains_every_step_with_the_runs_lr_and_traces_once(server: Server, run_id: str,
+                                                                              unit: str) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 3,
+                         "decay_rate": 0.7}, "step_unit": unit}
+    counting, traces = CountingTransport(), []
+    with lrclient.Client(server.url, transport=counting) as client, \
+            ServiceLR(run_id, client=client, spec=spec, steps=EPOCHS * BATCHES) as service:
+        used = train_with_table(service, unit, traces=traces)
+
+    expected = service_lrs(server, run_id, EPOCHS * BATCHES if unit == "batch" else EPOCHS)
+    assert used == (expected if unit == "batch" else [lr for lr in expected for _ in range(BATCHES)])
+    assert len(traces) == 1, "the table has a fixed shape: the update is compiled once"
+    assert [m for m, _ in counting.requests].count("POST") == EPOCHS
+    assert [m for m, _ in counting.requests].count("GET") <= 2  # the prefetch, and one more past its horizon
+
+
+def test_the_table_schedule_follows_a_plateau_reduction_from_the_next_epoch(server: Server, run_id: str) -> None:
+    spec = {"schedule": {"type": "constant", "learning_rate": 0.05}, "step_unit": "batch",
+            "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1, "threshold": 0.999,
+                        "semantics": "torch"}}
+    with ServiceLR(run_id, server.url, spec=spec, steps=EPOCHS * BATCHES) as service:
+        used = train_with_table(service, "batch")
+
+    assert used == service_lrs(server, run_id, EPOCHS * BATCHES)
+    assert used == [0.05] * 12 + [0.025] * 8 + [0.0125] * 4
+
+
+def test_the_table_schedule_resumes_at_the_step_sync_is_given(server: Server, run_id: str) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 1,
+                         "decay_rate": 0.9}, "step_unit": "batch"}
+    with ServiceLR(run_id, server.url, spec=spec, steps=EPOCHS * BATCHES, start_step=3 * BATCHES,
+                   report=False) as service:
+        used = train_with_table(service, "batch", first_epoch=3)
+
+    assert used == service_lrs(server, run_id, EPOCHS * BATCHES)[3 * BATCHES:]
+
+
+def test_without_a_sync_the_table_schedule_gives_nan_not_a_wrong_lr(server: Server, run_id: str) -> None:
+    spec = {"schedule": {"type": "constant", "learning_rate": 0.05}, "step_unit": "batch"}
+    with ServiceLR(run_id, server.url, spec=spec, steps=4) as service:
+        optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=service.schedule())
+        opt_state = optimizer.init(jnp.zeros(3))
+        _, never_synced = optimizer.update(jnp.ones(3), opt_state, jnp.zeros(3))
+        with pytest.raises(TypeError, match="service.schedule()"):
+            service.sync(optax.inject_hyperparams(optax.sgd)(learning_rate=0.1).init(jnp.zeros(3)), 0)
+
+    assert jnp.isnan(never_synced.hyperparams["learning_rate"])
