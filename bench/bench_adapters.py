@@ -12,7 +12,9 @@ every step by the adapter from a real lrserve process (`python -m lrserve serve`
 - optax: `optax.warmup_cosine_decay_schedule` inside the jitted `sgd` vs `inject_hyperparams(sgd)` with
   `set_lr(opt_state, ServiceLR.lr(step))` outside `jit` and `ServiceLR.report` each epoch, and vs
   `inject_hyperparams(sgd)(learning_rate=ServiceLR.schedule())` with one `ServiceLR.sync` per epoch (the
-  run's lrs as a table on the device, nothing on the host per step);
+  run's lrs as a table on the device, nothing on the host per step), and vs
+  `optax.chain(optax.sgd(1.0), ServiceLR.scale_by_lr())` with one `sync` per epoch (the same table, no
+  `inject_hyperparams`);
 - lightning: `configure_optimizers` returning the `LambdaLR` with `interval: "step"` vs
   `lrclient.lightning.LearningRateCallback` (a new `Trainer.fit` of one epoch per round for each; the
   time is the epoch's, from `on_train_epoch_start` to `on_train_epoch_end`, so the run's opening at
@@ -130,6 +132,9 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
     table_service = stack.enter_context(ServiceLR("bench-optax-table", base_url=url, spec=SPEC,
                                                   steps=(args.rounds + 1) * args.batches))
     table_state, table_update = trainer(optax.inject_hyperparams(optax.sgd)(learning_rate=table_service.schedule()))
+    scale_service = stack.enter_context(ServiceLR("bench-optax-scale", base_url=url, spec=SPEC,
+                                                  steps=(args.rounds + 1) * args.batches))
+    scale_state, scale_update = trainer(optax.chain(optax.sgd(1.0), scale_service.scale_by_lr()))
 
     def local(n: int) -> float:
         started = time.perf_counter()
@@ -162,7 +167,19 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
         table_state[:] = [params, opt_state]
         return time.perf_counter() - started
 
-    return ({"in-process optax schedule": local, "ServiceLR": served, "ServiceLR.schedule + sync": tabled},
+    def scaled(n: int) -> float:
+        started = time.perf_counter()
+        params, opt_state = scale_state
+        opt_state = scale_service.sync(opt_state, n * args.batches)
+        for batch in range(args.batches):
+            params, opt_state, value = scale_update(params, opt_state, x[batch], y[batch])
+        scale_service.report(n * args.batches + args.batches - 1, {"loss": value})
+        jax.block_until_ready(params)
+        scale_state[:] = [params, opt_state]
+        return time.perf_counter() - started
+
+    return ({"in-process optax schedule": local, "ServiceLR": served, "ServiceLR.schedule + sync": tabled,
+             "sgd(1) + scale_by_lr + sync": scaled},
             lambda: service.rates.requests)
 
 

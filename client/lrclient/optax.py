@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from optax import InjectStatefulHyperparamsState
 
 from ._adapter import Metrics, OnError, Report
@@ -21,7 +23,7 @@ from ._follower import DEFAULT_CHIEF_TIMEOUT, RunFollower
 from ._rates import LearningRates
 from ._types import ReportOutcome
 
-__all__ = ["LrTable", "LrTableState", "ServiceLR", "set_lr"]
+__all__ = ["LrTable", "LrTableState", "ServiceLR", "set_lr"]  # ServiceLR.scale_by_lr() / .schedule() + sync
 
 
 def set_lr(opt_state: Any, lr: float, name: str = "learning_rate") -> Any:
@@ -58,16 +60,17 @@ def set_lr(opt_state: Any, lr: float, name: str = "learning_rate") -> Any:
 
 
 class LrTableState(NamedTuple):
-    """The device side of `LrTable`: `lrs[i]` is the lr of step `first + i`; `count` is the step being trained."""
+    """The device side of `LrTable`: `lrs[i]` is the lr of step `first + i` (`first` is kept on the host, by
+    `ServiceLR.sync`), and `index` is that of the step being trained: two leaves, so a step's dispatch stays
+    as cheap as an in-process schedule's."""
 
     lrs: Any
-    first: Any
-    count: Any
+    index: Any
 
 
 class LrTable:
     """An optax stateful schedule that reads the run's lrs from a table on the device, inside `jit`:
-    lr(count) = lrs[count - first], NaN outside the table (so a loop that forgets `ServiceLR.sync` fails
+    lr = lrs[index], index = step - first, NaN outside the table (so a loop that forgets `ServiceLR.sync` fails
     loudly instead of training with a wrong lr). The table has a fixed length, so the jitted update is
     traced once; `ServiceLR.sync` replaces it from the host only when the run's lrs may have changed.
     """
@@ -76,14 +79,13 @@ class LrTable:
         self.length = length
 
     def init(self) -> LrTableState:
-        return LrTableState(lrs=jnp.full((self.length,), jnp.nan), first=jnp.zeros([], jnp.int32),
-                            count=jnp.zeros([], jnp.int32))
+        return LrTableState(lrs=jnp.full((self.length,), jnp.nan), index=jnp.zeros([], jnp.int32))
 
     def update(self, state: LrTableState, **extra_args: Any) -> LrTableState:
-        return state._replace(count=state.count + 1)
+        return state._replace(index=state.index + 1)
 
     def __call__(self, state: LrTableState, **extra_args: Any) -> Any:
-        index = state.count - state.first
+        index = state.index
         inside = (index >= 0) & (index < self.length)
         return jnp.where(inside, state.lrs[jnp.clip(index, 0, self.length - 1)], jnp.nan)
 
@@ -142,6 +144,23 @@ class ServiceLR:
         self._table = LrTable(self._table_length)
         return self._table
 
+    def scale_by_lr(self) -> optax.GradientTransformation:
+        """A gradient transformation that multiplies the updates by the run's lr of the step being trained, read
+        from the same device table as `schedule()` (sync it once per epoch): chain it after an optimizer built
+        with learning rate 1, `optax.chain(optax.adamw(1.0), service.scale_by_lr())`, as `optax.sgd(schedule)`
+        is `scale_by_learning_rate(schedule)` after the direction. No `inject_hyperparams`, no host work per step.
+        """
+        table = self._table = LrTable(self._table_length)
+
+        def init(params: Any) -> LrTableState:
+            return table.init()
+
+        def update(updates: Any, state: LrTableState, params: Any = None) -> tuple[Any, LrTableState]:
+            lr = table(state)
+            return jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates), table.update(state)
+
+        return optax.GradientTransformation(init, update)
+
     def sync(self, opt_state: Any, step: int, name: str = "learning_rate") -> Any:
         """`opt_state` ready to train from `step` on with the `schedule()` table: the table is put on the device
         again only when the run's lrs may have changed since (a report that reduced, another worker's write, a
@@ -149,7 +168,8 @@ class ServiceLR:
         (so a resumed loop starts where it should). In epoch runs the table holds the epoch's lr (the optimizer
         counts batches), so it is put every epoch. Outside `jit`, once per epoch."""
         if self._table is None:
-            raise TypeError("sync needs the optimizer built with learning_rate=service.schedule()")
+            raise TypeError("sync needs the optimizer built with learning_rate=service.schedule() or chained with "
+                            "service.scale_by_lr()")
         if self.step_unit == "epoch":  # the optimizer counts batches: the epoch's lr in every entry
             refill, first, count = True, 0, 0
             values = np.full(self._table_length, self.follower.lr(step))
@@ -163,23 +183,30 @@ class ServiceLR:
                 self._synced = (self.rates.version, step)
         found = False
 
+        def put(table: LrTableState) -> LrTableState:
+            lrs = np.asarray(values, dtype=np.result_type(table.lrs.dtype)) if refill else table.lrs
+            return LrTableState(lrs=lrs, index=np.int32(count - first))
+
         def visit(state: Any) -> Any:
             nonlocal found
+            if isinstance(state, LrTableState):  # scale_by_lr's own state
+                found = True
+                return put(state)
             if isinstance(state, InjectStatefulHyperparamsState) and \
                     isinstance(state.hyperparams_states.get(name), LrTableState):
                 found = True
-                table = state.hyperparams_states[name]
-                lrs = np.asarray(values, dtype=np.result_type(table.lrs.dtype)) if refill else table.lrs
-                new = LrTableState(lrs=lrs, first=np.int32(first), count=np.int32(count))
-                return state._replace(hyperparams_states={**state.hyperparams_states, name: new})
+                return state._replace(hyperparams_states={**state.hyperparams_states,
+                                                          name: put(state.hyperparams_states[name])})
             if isinstance(state, tuple) and not hasattr(state, "_fields"):
                 return tuple(visit(s) for s in state)
             return state
 
         new_state = visit(opt_state)
         if not found:
-            raise TypeError(f"No optax.inject_hyperparams state whose {name!r} is service.schedule() in this "
-                            f"optimizer state: build it with inject_hyperparams(optax.sgd)({name}=service.schedule()). "
+            raise TypeError(f"No service.scale_by_lr() state, nor an optax.inject_hyperparams state whose {name!r} is "
+                            f"service.schedule(), in this optimizer state: build it with "
+                            f"optax.chain(optax.sgd(1.0), service.scale_by_lr()) or "
+                            f"inject_hyperparams(optax.sgd)({name}=service.schedule()). "
                             f"Received: {type(opt_state).__name__}")
         return new_state
 

@@ -151,11 +151,14 @@ def test_a_resumed_loop_after_a_rewind_trains_with_the_uninterrupted_lrs(server:
 # --- the table path: the run's lrs on the device, read inside jit ----------------------------------------
 
 
-def train_with_table(service: ServiceLR, unit: str, first_epoch: int = 0, traces: list | None = None) -> list[float]:
-    """A real optax loop with `learning_rate=service.schedule()` and one `sync` per epoch; returns the lr of every
-    update as the optimizer used it (inject_hyperparams keeps it in `hyperparams` after the update)."""
+def train_with_table(service: ServiceLR, unit: str, first_epoch: int = 0, traces: list | None = None,
+                     scale: bool = False) -> list[float]:
+    """A real optax loop with `learning_rate=service.schedule()` (or, with `scale`, `optax.sgd(1.0)` chained with
+    `service.scale_by_lr()`) and one `sync` per epoch; returns the lr of every update as the optimizer used it
+    (read back as the step taken over the gradient, for `scale`; inject_hyperparams keeps it in `hyperparams`)."""
     x, y, val_x, val_y = regression()
-    optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=service.schedule())
+    optimizer = optax.chain(optax.sgd(1.0), service.scale_by_lr()) if scale else \
+        optax.inject_hyperparams(optax.sgd)(learning_rate=service.schedule())
     w = jnp.zeros(3)
     opt_state = optimizer.init(w)
 
@@ -170,25 +173,33 @@ def train_with_table(service: ServiceLR, unit: str, first_epoch: int = 0, traces
     for epoch in range(first_epoch, EPOCHS):
         opt_state = service.sync(opt_state, epoch * BATCHES if unit == "batch" else epoch)
         for batch in range(BATCHES):
-            w, opt_state = update(w, opt_state, x[batch * 8:(batch + 1) * 8], y[batch * 8:(batch + 1) * 8])
-            used.append(float(opt_state.hyperparams["learning_rate"]))
+            xs, ys = x[batch * 8:(batch + 1) * 8], y[batch * 8:(batch + 1) * 8]
+            before = w
+            w, opt_state = update(w, opt_state, xs, ys)
+            if scale:  # sgd(1.0) then scale: w - before = -lr * grad
+                grad = jax.grad(loss)(before, xs, ys)
+                used.append(float(-(w - before)[0] / grad[0]))
+            else:
+                used.append(float(opt_state.hyperparams["learning_rate"]))
         end = epoch * BATCHES + BATCHES - 1 if unit == "batch" else epoch
         service.report(end, {"val_loss": loss(w, val_x, val_y)})
     return used
 
 
+@pytest.mark.parametrize("scale", [False, True], ids=["schedule", "scale_by_lr"])
 @pytest.mark.parametrize("unit", ["batch", "epoch"])
 def test_the_table_schedule_trains_every_step_with_the_runs_lr_and_traces_once(server: Server, run_id: str,
-                                                                              unit: str) -> None:
+                                                                              unit: str, scale: bool) -> None:
     spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 3,
                          "decay_rate": 0.7}, "step_unit": unit}
     counting, traces = CountingTransport(), []
     with lrclient.Client(server.url, transport=counting) as client, \
             ServiceLR(run_id, client=client, spec=spec, steps=EPOCHS * BATCHES) as service:
-        used = train_with_table(service, unit, traces=traces)
+        used = train_with_table(service, unit, traces=traces, scale=scale)
 
     expected = service_lrs(server, run_id, EPOCHS * BATCHES if unit == "batch" else EPOCHS)
-    assert used == (expected if unit == "batch" else [lr for lr in expected for _ in range(BATCHES)])
+    per_step = expected if unit == "batch" else [lr for lr in expected for _ in range(BATCHES)]
+    assert used == (pytest.approx(per_step, rel=1e-12) if scale else per_step)  # scale: read back through a division
     assert len(traces) == 1, "the table has a fixed shape: the update is compiled once"
     assert [m for m, _ in counting.requests].count("POST") == EPOCHS
     assert [m for m, _ in counting.requests].count("GET") <= 2  # the prefetch, and one more past its horizon
