@@ -1,7 +1,7 @@
 """Per-step cost of the torch, optax, Lightning and Hugging Face adapters vs the same schedule in-process.
 
     .venv/bin/python bench/bench_adapters.py [--rounds 10] [--batches 200] [--batch-size 32] [--threads 1]
-                                             [--frameworks torch,optax,lightning,transformers]
+                                             [--frameworks torch,optax,lightning,transformers] [--donate]
 
 (Keras is measured by bench_callback.py.) For each framework two identical 2x64 MLPs train side by
 side in one process, batch by batch, with the same warmup + cosine decay per batch (0 -> 0.05 over
@@ -9,12 +9,13 @@ side in one process, batch by batch, with the same warmup + cosine decay per bat
 every step by the adapter from a real lrserve process (`python -m lrserve serve`, temporary SQLite):
 
 - torch: `LambdaLR` vs `lrclient.torch.ServiceScheduler` (`step()` every batch, `report()` each epoch);
-- optax: `optax.warmup_cosine_decay_schedule` inside the jitted `sgd` vs `inject_hyperparams(sgd)` with
-  `set_lr(opt_state, ServiceLR.lr(step))` outside `jit` and `ServiceLR.report` each epoch, and vs
-  `inject_hyperparams(sgd)(learning_rate=ServiceLR.schedule())` with one `ServiceLR.sync` per epoch (the
-  run's lrs as a table on the device, nothing on the host per step), and vs
-  `optax.chain(optax.sgd(1.0), ServiceLR.scale_by_lr())` with one `sync` per epoch (the same table, no
-  `inject_hyperparams`);
+- optax: the same warmup + cosine as `optax.warmup_cosine_decay_schedule`, each adapter variant beside the
+  in-process loop written the same way: `chain(sgd(1.0), ServiceLR.scale_by_lr())` and
+  `inject_hyperparams(sgd)(learning_rate=ServiceLR.schedule())`, with one `ServiceLR.sync` per epoch (the run's
+  lrs as a table on the device, nothing on the host per step), vs `sgd(schedule)` and
+  `inject_hyperparams(sgd)(learning_rate=schedule)`; `set_lr(opt_state, ServiceLR.lr(step))` outside `jit`
+  every step vs `set_lr(opt_state, lr(step))` with the same schedule in Python; `ServiceLR.report` each epoch. The batches are separate
+  device arrays (as a data loader gives them); `--donate` jits every update with `donate_argnums=(0, 1)`;
 - lightning: `configure_optimizers` returning the `LambdaLR` with `interval: "step"` vs
   `lrclient.lightning.LearningRateCallback` (a new `Trainer.fit` of one epoch per round for each; the
   time is the epoch's, from `on_train_epoch_start` to `on_train_epoch_end`, so the run's opening at
@@ -23,28 +24,35 @@ every step by the adapter from a real lrserve process (`python -m lrserve serve`
   with a constant `LambdaLR` (a Trainer always steps a scheduler; the callback sets the lr after it); a new
   one-epoch `train()` per round for each, timed from `on_epoch_begin` to `on_epoch_end`, nothing evaluated.
 
-Rounds of one epoch alternate in-process, service, in-process, service, ... (round 0 warms up), so
-drift in the machine hits both alike. The figure is the epoch's wall time divided by its batches
-(the adapter's per-step work and its epoch's HTTP included); medians over rounds; ratio = service /
-in-process. It also prints the adapters' lr fetches (`rates.requests`: run reads and lr/range calls, not the
-reports) per epoch, and for Lightning per one-epoch `fit` (which opens the run again).
+Each epoch's steps are timed apart from its end (the torch and optax adapters' report and `sync`), so the
+per-step overhead is not hidden behind the epoch's requests; both are printed. Each round trains one epoch of
+every variant, in a new random order each round (round 0 warms up), so drift in the machine and the place in
+a round hit all variants alike. Per step: the steps' wall time over the batches; per epoch: the same with the
+epoch's end included. Medians over rounds; each ratio is paired (a round's adapter epoch over the same
+round's in-process epoch; the median over rounds, with the quartiles of the rounds' ratios to show the noise).
+It also prints the adapters' lr fetches (`rates.requests`: run reads and lr/range calls, not the reports) per
+epoch, and for Lightning per one-epoch `fit` (which opens the run again).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 WARMUP, DECAY, PEAK = 500, 5_000, 0.05
 SPEC = {"schedule": {"type": "cosine_decay", "initial_learning_rate": 0.0, "decay_steps": DECAY,
                      "warmup_target": PEAK, "warmup_steps": WARMUP}, "step_unit": "batch"}
 
-Epoch = Callable[[int], float]  # trains epoch N, returns its wall time in seconds
+Epoch = Callable[[int], tuple[float, float]]  # trains epoch N: seconds of its steps, seconds of its boundary
+# The variants by name, the (in-process, adapter) pairs to compare, and the adapters' lr fetches so far.
+Variants = tuple[dict[str, Epoch], list[tuple[str, str]], Callable[[], int]]
 
 
 def in_process_lr(step: int) -> float:
@@ -54,7 +62,7 @@ def in_process_lr(step: int) -> float:
     return PEAK * 0.5 * (1 + math.cos(math.pi * min(step - WARMUP, DECAY) / DECAY))
 
 
-def torch_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tuple[dict[str, Epoch], Callable[[], int]]:
+def torch_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Variants:
     import torch
     from lrclient.torch import ServiceScheduler
 
@@ -68,7 +76,7 @@ def torch_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
         return net, torch.optim.SGD(net.parameters(), lr=PEAK)
 
     def epoch_of(net: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, service: bool) -> Epoch:
-        def epoch(n: int) -> float:
+        def epoch(n: int) -> tuple[float, float]:
             started = time.perf_counter()
             for batch in range(args.batches):
                 rows = slice(batch * args.batch_size, (batch + 1) * args.batch_size)
@@ -77,9 +85,10 @@ def torch_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
+            stepped = time.perf_counter()
             if service:
                 scheduler.report({"loss": loss.item()})
-            return time.perf_counter() - started
+            return stepped - started, time.perf_counter() - stepped
         return epoch
 
     net, optimizer = model()
@@ -90,18 +99,20 @@ def torch_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
                                  horizon=(args.rounds + 1) * args.batches)
     stack.callback(scheduler.close)
     return ({"in-process LambdaLR": local, "ServiceScheduler": epoch_of(net, optimizer, scheduler, service=True)},
-            lambda: scheduler.rates.requests)
+            [("in-process LambdaLR", "ServiceScheduler")], lambda: scheduler.rates.requests)
 
 
-def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tuple[dict[str, Epoch], Callable[[], int]]:
+def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Variants:
     import jax
     import jax.numpy as jnp
     import optax
     from lrclient.optax import ServiceLR, set_lr
 
     key = jax.random.PRNGKey(0)
-    x = jax.random.normal(key, (args.batches, args.batch_size, 32))
-    y = jax.random.normal(jax.random.split(key)[0], (args.batches, args.batch_size, 1))
+    # One device array per batch, as a data loader yields them (slicing one big array would add two
+    # dispatches per step, the same for every variant, and their noise).
+    x = list(jax.random.normal(key, (args.batches, args.batch_size, 32)))
+    y = list(jax.random.normal(jax.random.split(key)[0], (args.batches, args.batch_size, 1)))
 
     def init() -> Any:
         keys = jax.random.split(jax.random.PRNGKey(1), 3)
@@ -116,7 +127,7 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
         return jnp.mean((h - ys) ** 2)
 
     def trainer(optimizer: optax.GradientTransformation) -> tuple[Any, Callable[..., Any]]:
-        @jax.jit
+        @partial(jax.jit, donate_argnums=(0, 1) if args.donate else ())
         def update(params: Any, opt_state: Any, xs: jax.Array, ys: jax.Array) -> Any:
             value, grads = jax.value_and_grad(loss)(params, xs, ys)
             updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -126,6 +137,8 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
 
     schedule = optax.warmup_cosine_decay_schedule(0.0, PEAK, WARMUP, WARMUP + DECAY)
     local_state, local_update = trainer(optax.sgd(schedule))
+    local_set_state, local_set_update = trainer(optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
+    local_inject_state, local_inject_update = trainer(optax.inject_hyperparams(optax.sgd)(learning_rate=schedule))
     service_state, service_update = trainer(optax.inject_hyperparams(optax.sgd)(learning_rate=0.0))
     service = stack.enter_context(ServiceLR("bench-optax", base_url=url, spec=SPEC,
                                             steps=(args.rounds + 1) * args.batches))
@@ -136,55 +149,44 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> tupl
                                                   steps=(args.rounds + 1) * args.batches))
     scale_state, scale_update = trainer(optax.chain(optax.sgd(1.0), scale_service.scale_by_lr()))
 
-    def local(n: int) -> float:
-        started = time.perf_counter()
-        params, opt_state = local_state
-        for batch in range(args.batches):
-            params, opt_state, value = local_update(params, opt_state, x[batch], y[batch])
-        jax.block_until_ready(params)
-        local_state[:] = [params, opt_state]
-        return time.perf_counter() - started
+    def epoch_of(state: list[Any], update: Callable[..., Any], service: ServiceLR | None = None,
+                 sync: bool = False, lr_of: Callable[[int], float] | None = None) -> Epoch:
+        def epoch(n: int) -> tuple[float, float]:
+            first = n * args.batches
+            started = time.perf_counter()
+            params, opt_state = state
+            if sync:
+                opt_state = service.sync(opt_state, first)
+            synced = time.perf_counter()
+            for batch in range(args.batches):
+                if lr_of is not None:
+                    opt_state = set_lr(opt_state, lr_of(first + batch))
+                params, opt_state, value = update(params, opt_state, x[batch], y[batch])
+            jax.block_until_ready(params)
+            stepped = time.perf_counter()
+            if service is not None:
+                service.report(first + args.batches - 1, {"loss": value})
+            state[:] = [params, opt_state]
+            return stepped - synced, synced - started + time.perf_counter() - stepped
+        return epoch
 
-    def served(n: int) -> float:
-        started = time.perf_counter()
-        params, opt_state = service_state
-        for batch in range(args.batches):
-            opt_state = set_lr(opt_state, service.lr(n * args.batches + batch))
-            params, opt_state, value = service_update(params, opt_state, x[batch], y[batch])
-        service.report(n * args.batches + args.batches - 1, {"loss": value})
-        jax.block_until_ready(params)
-        service_state[:] = [params, opt_state]
-        return time.perf_counter() - started
-
-    def tabled(n: int) -> float:
-        started = time.perf_counter()
-        params, opt_state = table_state
-        opt_state = table_service.sync(opt_state, n * args.batches)
-        for batch in range(args.batches):
-            params, opt_state, value = table_update(params, opt_state, x[batch], y[batch])
-        table_service.report(n * args.batches + args.batches - 1, {"loss": value})
-        jax.block_until_ready(params)
-        table_state[:] = [params, opt_state]
-        return time.perf_counter() - started
-
-    def scaled(n: int) -> float:
-        started = time.perf_counter()
-        params, opt_state = scale_state
-        opt_state = scale_service.sync(opt_state, n * args.batches)
-        for batch in range(args.batches):
-            params, opt_state, value = scale_update(params, opt_state, x[batch], y[batch])
-        scale_service.report(n * args.batches + args.batches - 1, {"loss": value})
-        jax.block_until_ready(params)
-        scale_state[:] = [params, opt_state]
-        return time.perf_counter() - started
-
-    return ({"in-process optax schedule": local, "ServiceLR": served, "ServiceLR.schedule + sync": tabled,
-             "sgd(1) + scale_by_lr + sync": scaled},
-            lambda: service.rates.requests)
+    variants = {"in-process sgd(schedule)": epoch_of(local_state, local_update),
+                "in-process set_lr(lr(step))": epoch_of(local_set_state, local_set_update,
+                                                              lr_of=in_process_lr),
+                "in-process inject(sgd)(schedule)": epoch_of(local_inject_state, local_inject_update),
+                "set_lr(ServiceLR.lr(step))": epoch_of(service_state, service_update, service, lr_of=service.lr),
+                "inject(sgd)(ServiceLR.schedule())": epoch_of(table_state, table_update, table_service, sync=True),
+                "sgd(1) + scale_by_lr() + sync": epoch_of(scale_state, scale_update, scale_service, sync=True)}
+    pairs = [("in-process sgd(schedule)", "sgd(1) + scale_by_lr() + sync"),
+             ("in-process sgd(schedule)", "inject(sgd)(ServiceLR.schedule())"),
+             ("in-process sgd(schedule)", "set_lr(ServiceLR.lr(step))"),
+             ("in-process inject(sgd)(schedule)", "inject(sgd)(ServiceLR.schedule())"),
+             ("in-process set_lr(lr(step))", "set_lr(ServiceLR.lr(step))")]
+    return variants, pairs, lambda: service.rates.requests
 
 
 def lightning_variants(url: str, args: argparse.Namespace,
-                       stack: ExitStack) -> tuple[dict[str, Epoch], Callable[[], int]]:
+                       stack: ExitStack) -> Variants:
     import warnings
 
     import lightning.pytorch as pl
@@ -231,7 +233,7 @@ def lightning_variants(url: str, args: argparse.Namespace,
     adapters: list[LearningRateCallback] = []
 
     def epoch_of(in_process: bool) -> Epoch:
-        def epoch(n: int) -> float:
+        def epoch(n: int) -> tuple[float, float]:
             timer = Timer()
             stop = Stop(timer)
             extra = [] if in_process else [LearningRateCallback("bench-lightning", spec=SPEC, client=client)]
@@ -239,15 +241,15 @@ def lightning_variants(url: str, args: argparse.Namespace,
             trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                                  enable_progress_bar=False, enable_model_summary=False, callbacks=[timer, *extra, stop])
             trainer.fit(MLP(in_process), data)
-            return stop.seconds
+            return stop.seconds, 0.0  # the epoch, its boundary inside the fit
         return epoch
 
     return ({"in-process LambdaLR": epoch_of(True), "LearningRateCallback": epoch_of(False)},
-            lambda: adapters[0].follower.rates.requests if adapters else 0)
+            [("in-process LambdaLR", "LearningRateCallback")], lambda: adapters[0].follower.rates.requests if adapters else 0)
 
 
 def transformers_variants(url: str, args: argparse.Namespace,
-                          stack: ExitStack) -> tuple[dict[str, Epoch], Callable[[], int]]:
+                          stack: ExitStack) -> Variants:
     import tempfile
 
     import torch
@@ -285,7 +287,7 @@ def transformers_variants(url: str, args: argparse.Namespace,
     adapters: list[LearningRateCallback] = []
 
     def epoch_of(in_process: bool) -> Epoch:
-        def epoch(n: int) -> float:
+        def epoch(n: int) -> tuple[float, float]:
             model = MLP()
             optimizer = torch.optim.SGD(model.parameters(), lr=PEAK)
             factor = (lambda s: in_process_lr(s) / PEAK) if in_process else (lambda s: 1.0)  # the Trainer's "constant"
@@ -300,23 +302,34 @@ def transformers_variants(url: str, args: argparse.Namespace,
             trainer = Trainer(model=model, args=training, train_dataset=data, callbacks=[timer, *extra, stop],
                               optimizers=(optimizer, scheduler))
             trainer.train()
-            return stop.seconds
+            return stop.seconds, 0.0  # the epoch, its boundary inside the fit
         return epoch
 
     return ({"in-process LambdaLR": epoch_of(True), "LearningRateCallback": epoch_of(False)},
-            lambda: adapters[0].rates.requests if adapters else 0)
+            [("in-process LambdaLR", "LearningRateCallback")], lambda: adapters[0].rates.requests if adapters else 0)
 
 
 VARIANTS = {"torch": torch_variants, "optax": optax_variants, "lightning": lightning_variants,
             "transformers": transformers_variants}
 
 
-def rounds(variants: dict[str, Epoch], args: argparse.Namespace) -> Iterator[tuple[int, str, float]]:
+def rounds(variants: dict[str, Epoch], args: argparse.Namespace) -> Iterator[tuple[int, str, float, float]]:
+    """(round, variant, seconds per step, seconds of the epoch's boundary) of every timed epoch."""
+    order = random.Random(0)
     for n in range(args.rounds + 1):  # round 0 warms up: first traces, first connections
-        for name, epoch in variants.items():
-            seconds = epoch(n)
+        names = list(variants)
+        order.shuffle(names)
+        for name in names:
+            steps, boundary = variants[name](n)
             if n > 0:
-                yield n, name, seconds / args.batches
+                yield n, name, steps / args.batches, boundary
+
+
+def paired(adapter: list[float], in_process: list[float]) -> str:
+    """The median of the rounds' ratios adapter / in-process, with their quartiles."""
+    ratios = [a / b for a, b in zip(adapter, in_process)]
+    low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+    return f"{statistics.median(ratios):.3f} ({low:.3f}–{high:.3f})"
 
 
 def main() -> None:
@@ -326,6 +339,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (less noise)")
     parser.add_argument("--frameworks", default="torch,optax,lightning,transformers")
+    parser.add_argument("--donate", action="store_true",
+                        help="optax: jit the updates with donate_argnums=(params, opt_state), as large models do")
     args = parser.parse_args()
 
     from _servers import lrserve
@@ -333,27 +348,34 @@ def main() -> None:
     rows = []
     with lrserve() as port, ExitStack() as stack:
         for framework in args.frameworks.split(","):
-            variants, requests = VARIANTS[framework](f"http://127.0.0.1:{port}", args, stack)
-            per_batch: dict[str, list[float]] = {name: [] for name in variants}
+            variants, pairs, requests = VARIANTS[framework](f"http://127.0.0.1:{port}", args, stack)
+            per_step: dict[str, list[float]] = {name: [] for name in variants}
+            per_epoch: dict[str, list[float]] = {name: [] for name in variants}  # steps and boundary, per step
+            boundaries: dict[str, list[float]] = {name: [] for name in variants}
             before = requests()
-            for n, name, seconds in rounds(variants, args):
-                per_batch[name].append(seconds)
-                print(f"{framework:9s} round {n:2d} {name:26s} {seconds * 1e6:8.1f} us/batch over the epoch")
-            per_epoch = (requests() - before) / (args.rounds + 1) if framework in ("torch", "optax") else requests()
-            local_name, *service_names = variants  # the in-process baseline first, then each adapter variant
-            for service_name in service_names:
-                rows.append((framework, local_name, service_name, statistics.median(per_batch[local_name]),
-                             statistics.median(per_batch[service_name]), per_epoch))
+            for n, name, step, boundary in rounds(variants, args):
+                per_step[name].append(step)
+                per_epoch[name].append(step + boundary / args.batches)
+                boundaries[name].append(boundary)
+                print(f"{framework:12s} round {n:2d} {name:28s} {step * 1e6:8.1f} us per step, "
+                      f"{boundary * 1e3:6.2f} ms at the epoch's end")
+            fetches = (requests() - before) / (args.rounds + 1) if framework in ("torch", "optax") else requests()
+            for local_name, name in pairs:
+                rows.append((framework, local_name, statistics.median(per_step[local_name]), name,
+                             statistics.median(per_step[name]), paired(per_step[name], per_step[local_name]),
+                             statistics.median(boundaries[name]), paired(per_epoch[name], per_epoch[local_name]),
+                             fetches))
 
     print(f"\n{args.rounds} rounds of 1 epoch x {args.batches} batches of {args.batch_size}, 2x64 MLP, "
-          f"{args.threads} thread, warmup + cosine decay per batch; medians of the epoch's time per batch")
-    print("| adapter | in-process | per batch | with the adapter | per batch | ratio | lr fetches |")
-    print("|---|---|---|---|---|---|---|")
-    for framework, local_name, service_name, local, service, per_epoch in rows:
+          f"{args.threads} thread{', donated buffers (optax)' if args.donate else ''}, warmup + cosine decay per "
+          f"batch; medians over rounds; ratios: the median of the rounds' paired ratios (quartiles)")
+    print("| adapter | in-process | per step | with the adapter | per step | step ratio | epoch's end | "
+          "epoch ratio | lr fetches |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for framework, local_name, local, name, service, step_ratio, boundary, epoch_ratio, fetches in rows:
         label = "per epoch" if framework in ("torch", "optax") else "per one-epoch fit"
-        print(f"| {framework} | {local_name} | {local * 1e6:.1f} us | {service_name} | {service * 1e6:.1f} us | "
-              f"{service / local:.3f} | {per_epoch:.1f} {label} |")
-
+        print(f"| {framework} | {local_name} | {local * 1e6:.1f} us | {name} | {service * 1e6:.1f} us | {step_ratio} | "
+              f"{boundary * 1e3:.2f} ms | {epoch_ratio} | {fetches:.1f} {label} |")
 
 if __name__ == "__main__":
     main()

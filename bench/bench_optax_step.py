@@ -1,0 +1,151 @@
+"""The per-step cost of following an lrserve run in a jitted optax loop, measured closely.
+
+    .venv/bin/python bench/bench_optax_step.py [--epochs 40] [--batches 500] [--chunk 25] [--batch-size 32]
+
+bench_adapters.py times whole epochs, whose spread on a shared machine (a few percent between identical
+epochs) hides a difference of one or two microseconds per step. Here the loops advance side by side through
+each epoch in chunks of `--chunk` steps: for every chunk, each variant (in a new random order) trains those
+steps and waits for them (`block_until_ready`), so a burst of noise lands on neighbouring chunks of every
+variant alike. Each adapter chunk is paired with its in-process twin's chunk; the figure is the median of the
+pairs' ratios over all chunks (thousands), with their quartiles, and the median time per step.
+
+The model is bench_adapters.py's 2x64 MLP (an ~80 µs step on CPU: the worst case for a per-step cost),
+warmup + cosine per batch. Pairs, each built both with and without `donate_argnums=(0, 1)` on the jitted
+update (donation lets the run's lr table stay in place instead of being copied at every step):
+
+- `optax.sgd(schedule)` vs `optax.chain(optax.sgd(1.0), ServiceLR.scale_by_lr())`;
+- `inject_hyperparams(sgd)(learning_rate=schedule)` vs `inject_hyperparams(sgd)(learning_rate=ServiceLR.schedule())`.
+
+The service variants `sync` before each epoch and `report` after it, outside the timed chunks (their cost
+is bench_adapters.py's "epoch's end"). The lr table holds the whole training (`--epochs` x `--batches`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+WARMUP, DECAY, PEAK = 500, 5_000, 0.05
+SPEC = {"schedule": {"type": "cosine_decay", "initial_learning_rate": 0.0, "decay_steps": DECAY,
+                     "warmup_target": PEAK, "warmup_steps": WARMUP}, "step_unit": "batch"}
+
+
+@dataclass
+class Loop:
+    """One training loop: its jitted update, params and optimizer state, and the run it follows (if any)."""
+
+    update: Callable[..., Any]
+    state: list[Any]
+    service: Any = None
+    seconds: float = 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batches", type=int, default=500, help="steps per epoch")
+    parser.add_argument("--chunk", type=int, default=25, help="steps per timed chunk")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    if args.batches % args.chunk:
+        parser.error("--batches must be a multiple of --chunk")
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from _servers import lrserve
+    from lrclient.optax import ServiceLR
+
+    key = jax.random.PRNGKey(0)
+    xs = list(jax.random.normal(key, (args.batches, args.batch_size, 32)))
+    ys = list(jax.random.normal(jax.random.split(key)[0], (args.batches, args.batch_size, 1)))
+
+    def init() -> Any:
+        keys = jax.random.split(jax.random.PRNGKey(1), 3)
+        sizes = [(32, 64), (64, 64), (64, 1)]
+        return [(jax.random.normal(k, s) / math.sqrt(s[0]), jnp.zeros(s[1])) for k, s in zip(keys, sizes)]
+
+    def loss(params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
+        h = x
+        for i, (w, b) in enumerate(params):
+            h = h @ w + b
+            h = jax.nn.relu(h) if i < len(params) - 1 else h
+        return jnp.mean((h - y) ** 2)
+
+    def loop(optimizer: optax.GradientTransformation, donate: bool, service: Any = None) -> Loop:
+        @partial(jax.jit, donate_argnums=(0, 1) if donate else ())
+        def update(params: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> Any:
+            value, grads = jax.value_and_grad(loss)(params, x, y)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, value
+        params = init()
+        return Loop(update, [params, optimizer.init(params), None], service)
+
+    schedule = optax.warmup_cosine_decay_schedule(0.0, PEAK, WARMUP, WARMUP + DECAY)
+    steps = (args.epochs + 1) * args.batches
+    with lrserve() as port:
+        url = f"http://127.0.0.1:{port}"
+        loops: dict[str, Loop] = {}
+        pairs: list[tuple[str, str]] = []
+        for donate in (False, True):
+            tag = ", donated" if donate else ""
+            scale = ServiceLR(f"optax-step-scale{int(donate)}", base_url=url, spec=SPEC, steps=steps)
+            table = ServiceLR(f"optax-step-table{int(donate)}", base_url=url, spec=SPEC, steps=steps)
+            loops[f"sgd(schedule){tag}"] = loop(optax.sgd(schedule), donate)
+            loops[f"chain(sgd(1), scale_by_lr()){tag}"] = loop(optax.chain(optax.sgd(1.0), scale.scale_by_lr()),
+                                                                donate, scale)
+            loops[f"inject(sgd)(schedule){tag}"] = loop(optax.inject_hyperparams(optax.sgd)(learning_rate=schedule),
+                                                        donate)
+            loops[f"inject(sgd)(service.schedule()){tag}"] = loop(
+                optax.inject_hyperparams(optax.sgd)(learning_rate=table.schedule()), donate, table)
+            pairs += [(f"sgd(schedule){tag}", f"chain(sgd(1), scale_by_lr()){tag}"),
+                      (f"inject(sgd)(schedule){tag}", f"inject(sgd)(service.schedule()){tag}")]
+
+        order = random.Random(0)
+        chunk_seconds: dict[str, list[float]] = {name: [] for name in loops}
+        for epoch in range(args.epochs + 1):  # epoch 0 warms up (traces, compiles)
+            first = epoch * args.batches
+            for current in loops.values():
+                if current.service is not None:
+                    current.state[1] = current.service.sync(current.state[1], first)
+            for start in range(0, args.batches, args.chunk):
+                names = list(loops)
+                order.shuffle(names)
+                for name in names:
+                    current = loops[name]
+                    params, opt_state, value = current.state
+                    started = time.perf_counter()
+                    for batch in range(start, min(start + args.chunk, args.batches)):
+                        params, opt_state, value = current.update(params, opt_state, xs[batch], ys[batch])
+                    jax.block_until_ready((params, opt_state))
+                    if epoch > 0:
+                        chunk_seconds[name].append(time.perf_counter() - started)
+                    current.state = [params, opt_state, value]
+            for current in loops.values():
+                if current.service is not None:
+                    current.service.report(first + args.batches - 1, {"loss": float(current.state[2])})
+        for current in loops.values():
+            if current.service is not None:
+                current.service.close()
+
+    print(f"\n{args.epochs} epochs x {args.batches} steps in chunks of {args.chunk}, 2x64 MLP, batch "
+          f"{args.batch_size}, lr table of {steps} steps; medians over {len(chunk_seconds[pairs[0][0]])} chunks")
+    print("| in-process | per step | following the run | per step | paired ratio (quartiles) |")
+    print("|---|---|---|---|---|")
+    for local, served in pairs:
+        ratios = [s / b for s, b in zip(chunk_seconds[served], chunk_seconds[local])]
+        low, median, high = statistics.quantiles(ratios, n=4)
+        per_step = {name: statistics.median(chunk_seconds[name]) / args.chunk * 1e6 for name in (local, served)}
+        print(f"| {local} | {per_step[local]:.1f} us | {served} | {per_step[served]:.1f} us | "
+              f"{statistics.median(ratios):.3f} ({low:.3f}–{high:.3f}) |")
+
+
+if __name__ == "__main__":
+    main()
