@@ -10,7 +10,8 @@ every step by the adapter from a real lrserve process (`python -m lrserve serve`
 
 - torch: `LambdaLR` vs `lrclient.torch.ServiceScheduler` (`step()` every batch, `report()` each epoch);
 - optax: the same warmup + cosine as `optax.warmup_cosine_decay_schedule`, each adapter variant beside the
-  in-process loop written the same way: `chain(sgd(1.0), ServiceLR.scale_by_lr())` and
+  in-process loop written the same way: `ServiceLR.scale_by_learning_rate(compiled=True)` (plain SGD, the table
+  compiled into the update), `chain(sgd(1.0), ServiceLR.scale_by_lr())` and
   `inject_hyperparams(sgd)(learning_rate=ServiceLR.schedule())`, with one `ServiceLR.sync` per epoch (the run's
   lrs as a table on the device, nothing on the host per step), vs `sgd(schedule)` and
   `inject_hyperparams(sgd)(learning_rate=schedule)`; `set_lr(opt_state, ServiceLR.lr(step))` outside `jit`
@@ -148,6 +149,9 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Vari
     scale_service = stack.enter_context(ServiceLR("bench-optax-scale", base_url=url, spec=SPEC,
                                                   steps=(args.rounds + 1) * args.batches))
     scale_state, scale_update = trainer(optax.chain(optax.sgd(1.0), scale_service.scale_by_lr()))
+    compiled_service = stack.enter_context(ServiceLR("bench-optax-compiled", base_url=url, spec=SPEC,
+                                                     steps=(args.rounds + 1) * args.batches))
+    compiled_state, compiled_update = trainer(compiled_service.scale_by_learning_rate(compiled=True))
 
     def epoch_of(state: list[Any], update: Callable[..., Any], service: ServiceLR | None = None,
                  sync: bool = False, lr_of: Callable[[int], float] | None = None) -> Epoch:
@@ -176,8 +180,11 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Vari
                 "in-process inject(sgd)(schedule)": epoch_of(local_inject_state, local_inject_update),
                 "set_lr(ServiceLR.lr(step))": epoch_of(service_state, service_update, service, lr_of=service.lr),
                 "inject(sgd)(ServiceLR.schedule())": epoch_of(table_state, table_update, table_service, sync=True),
-                "sgd(1) + scale_by_lr() + sync": epoch_of(scale_state, scale_update, scale_service, sync=True)}
-    pairs = [("in-process sgd(schedule)", "sgd(1) + scale_by_lr() + sync"),
+                "sgd(1) + scale_by_lr() + sync": epoch_of(scale_state, scale_update, scale_service, sync=True),
+                "scale_by_learning_rate(compiled=True) + sync": epoch_of(compiled_state, compiled_update,
+                                                                        compiled_service, sync=True)}
+    pairs = [("in-process sgd(schedule)", "scale_by_learning_rate(compiled=True) + sync"),
+             ("in-process sgd(schedule)", "sgd(1) + scale_by_lr() + sync"),
              ("in-process sgd(schedule)", "inject(sgd)(ServiceLR.schedule())"),
              ("in-process sgd(schedule)", "set_lr(ServiceLR.lr(step))"),
              ("in-process inject(sgd)(schedule)", "inject(sgd)(ServiceLR.schedule())"),

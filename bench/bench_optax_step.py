@@ -7,13 +7,16 @@ epochs) hides a difference of one or two microseconds per step. Here the loops a
 each epoch in chunks of `--chunk` steps: for every chunk, each variant (in a new random order) trains those
 steps and waits for them (`block_until_ready`), so a burst of noise lands on neighbouring chunks of every
 variant alike. Each adapter chunk is paired with its in-process twin's chunk; the figure is the median of the
-pairs' ratios over all chunks (thousands), with their quartiles, and the median time per step.
+pairs' ratios over all chunks (hundreds), with their quartiles, and the median time per step; and the time of
+each loop's first chunk, whose first update traces and compiles it (what a change of the compiled table costs).
 
 The model is bench_adapters.py's 2x64 MLP (an ~80 µs step on CPU: the worst case for a per-step cost),
 warmup + cosine per batch. Pairs, each built both with and without `donate_argnums=(0, 1)` on the jitted
 update (donation lets the run's lr table stay in place instead of being copied at every step):
 
-- `optax.sgd(schedule)` vs `optax.chain(optax.sgd(1.0), ServiceLR.scale_by_lr())`;
+- `optax.sgd(schedule)` (that is, `scale_by_learning_rate(schedule)`) vs `ServiceLR.scale_by_learning_rate()`
+  (the run's lr table a state leaf) and vs `ServiceLR.scale_by_learning_rate(compiled=True)` (the table a constant
+  of the update, the state one leaf, its step index);
 - `inject_hyperparams(sgd)(learning_rate=schedule)` vs `inject_hyperparams(sgd)(learning_rate=ServiceLR.schedule())`.
 
 The service variants `sync` before each epoch and `report` after it, outside the timed chunks (their cost
@@ -97,19 +100,23 @@ def main() -> None:
         for donate in (False, True):
             tag = ", donated" if donate else ""
             scale = ServiceLR(f"optax-step-scale{int(donate)}", base_url=url, spec=SPEC, steps=steps)
+            compiled = ServiceLR(f"optax-step-compiled{int(donate)}", base_url=url, spec=SPEC, steps=steps)
             table = ServiceLR(f"optax-step-table{int(donate)}", base_url=url, spec=SPEC, steps=steps)
             loops[f"sgd(schedule){tag}"] = loop(optax.sgd(schedule), donate)
-            loops[f"chain(sgd(1), scale_by_lr()){tag}"] = loop(optax.chain(optax.sgd(1.0), scale.scale_by_lr()),
-                                                                donate, scale)
+            loops[f"scale_by_learning_rate(){tag}"] = loop(scale.scale_by_learning_rate(), donate, scale)
+            loops[f"scale_by_learning_rate(compiled=True){tag}"] = loop(
+                compiled.scale_by_learning_rate(compiled=True), donate, compiled)
             loops[f"inject(sgd)(schedule){tag}"] = loop(optax.inject_hyperparams(optax.sgd)(learning_rate=schedule),
                                                         donate)
             loops[f"inject(sgd)(service.schedule()){tag}"] = loop(
                 optax.inject_hyperparams(optax.sgd)(learning_rate=table.schedule()), donate, table)
-            pairs += [(f"sgd(schedule){tag}", f"chain(sgd(1), scale_by_lr()){tag}"),
+            pairs += [(f"sgd(schedule){tag}", f"scale_by_learning_rate(){tag}"),
+                      (f"sgd(schedule){tag}", f"scale_by_learning_rate(compiled=True){tag}"),
                       (f"inject(sgd)(schedule){tag}", f"inject(sgd)(service.schedule()){tag}")]
 
         order = random.Random(0)
         chunk_seconds: dict[str, list[float]] = {name: [] for name in loops}
+        first_chunk: dict[str, float] = {}  # its first update traces and compiles it
         for epoch in range(args.epochs + 1):  # epoch 0 warms up (traces, compiles)
             first = epoch * args.batches
             for current in loops.values():
@@ -127,6 +134,8 @@ def main() -> None:
                     jax.block_until_ready((params, opt_state))
                     if epoch > 0:
                         chunk_seconds[name].append(time.perf_counter() - started)
+                    elif start == 0:
+                        first_chunk[name] = time.perf_counter() - started
                     current.state = [params, opt_state, value]
             for current in loops.values():
                 if current.service is not None:
@@ -137,14 +146,15 @@ def main() -> None:
 
     print(f"\n{args.epochs} epochs x {args.batches} steps in chunks of {args.chunk}, 2x64 MLP, batch "
           f"{args.batch_size}, lr table of {steps} steps; medians over {len(chunk_seconds[pairs[0][0]])} chunks")
-    print("| in-process | per step | following the run | per step | paired ratio (quartiles) |")
-    print("|---|---|---|---|---|")
+    print("| in-process | per step | following the run | per step | paired ratio (quartiles) | first chunk (compile) |")
+    print("|---|---|---|---|---|---|")
     for local, served in pairs:
         ratios = [s / b for s, b in zip(chunk_seconds[served], chunk_seconds[local])]
         low, median, high = statistics.quantiles(ratios, n=4)
         per_step = {name: statistics.median(chunk_seconds[name]) / args.chunk * 1e6 for name in (local, served)}
         print(f"| {local} | {per_step[local]:.1f} us | {served} | {per_step[served]:.1f} us | "
-              f"{statistics.median(ratios):.3f} ({low:.3f}–{high:.3f}) |")
+              f"{statistics.median(ratios):.3f} ({low:.3f}–{high:.3f}) | "
+              f"{first_chunk[local] * 1e3:.0f} ms; {first_chunk[served] * 1e3:.0f} ms |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ metrics)` once per epoch is the only request of an epoch (two after a report tha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -23,7 +24,7 @@ from ._follower import DEFAULT_CHIEF_TIMEOUT, RunFollower
 from ._rates import LearningRates
 from ._types import ReportOutcome
 
-__all__ = ["LrTable", "LrTableState", "ServiceLR", "set_lr"]  # ServiceLR.scale_by_lr() / .schedule() + sync
+__all__ = ["LrConstantState", "LrTable", "LrTableState", "ServiceLR", "set_lr"]  # scale_by_lr()/schedule() + sync
 
 
 def set_lr(opt_state: Any, lr: float, name: str = "learning_rate") -> Any:
@@ -68,6 +69,35 @@ class LrTableState(NamedTuple):
     index: Any
 
 
+@jax.tree_util.register_pytree_node_class
+class LrConstantState:
+    """The state of `ServiceLR.scale_by_lr(compiled=True)`: one leaf, `index` (the step being trained, counted from
+    the table's first step), as `optax.sgd(schedule)` has one, its count. The table itself is not in the state:
+    `key` names it, and is static (pytree aux data), so a `sync` that brings other lrs gives the state another
+    structure and `jit` traces the update again, with the new table as a constant."""
+
+    def __init__(self, index: Any, key: Hashable = None) -> None:
+        self.index = index
+        self.key = key
+
+    def tree_flatten(self) -> tuple[tuple[Any], Hashable]:
+        return (self.index,), self.key
+
+    @classmethod
+    def tree_unflatten(cls, key: Hashable, leaves: tuple[Any]) -> LrConstantState:
+        return cls(leaves[0], key)
+
+    def __repr__(self) -> str:
+        return f"LrConstantState(index={self.index!r}, key={self.key!r})"
+
+
+def _lr_at(lrs: Any, index: Any) -> Any:
+    """lrs[index], NaN outside the table: a loop that forgets `ServiceLR.sync` fails loudly, never with a wrong lr."""
+    length = lrs.shape[0]
+    inside = (index >= 0) & (index < length)
+    return jnp.where(inside, lrs[jnp.clip(index, 0, length - 1)], jnp.nan)
+
+
 class LrTable:
     """An optax stateful schedule that reads the run's lrs from a table on the device, inside `jit`:
     lr = lrs[index], index = step - first, NaN outside the table (so a loop that forgets `ServiceLR.sync` fails
@@ -85,9 +115,7 @@ class LrTable:
         return state._replace(index=state.index + 1)
 
     def __call__(self, state: LrTableState, **extra_args: Any) -> Any:
-        index = state.index
-        inside = (index >= 0) & (index < self.length)
-        return jnp.where(inside, state.lrs[jnp.clip(index, 0, self.length - 1)], jnp.nan)
+        return _lr_at(state.lrs, state.index)
 
 
 class ServiceLR:
@@ -122,6 +150,11 @@ class ServiceLR:
         self._table_length = max(2, min(steps or 10_000, 100_000))
         self._table: LrTable | None = None
         self._synced: tuple[int | None, int] | None = None  # (run version, first step) of the table put last
+        self._compiled = False  # scale_by_lr(compiled=True) was built: sync gives it a key
+        self._constant: tuple[int | None, int, Hashable] | None = None  # (run version, first step, key) of its table
+        self._constants: dict[Hashable, np.ndarray] = {}  # key -> the lrs the update is traced with
+        self._last_sync: int | None = None  # the step given to sync last
+        self._longest_epoch: int | None = None  # the most steps between two syncs so far
 
     @property
     def rates(self) -> LearningRates:
@@ -144,39 +177,105 @@ class ServiceLR:
         self._table = LrTable(self._table_length)
         return self._table
 
-    def scale_by_lr(self) -> optax.GradientTransformation:
+    def scale_by_lr(self, compiled: bool = False) -> optax.GradientTransformation:
         """A gradient transformation that multiplies the updates by the run's lr of the step being trained, read
-        from the same device table as `schedule()` (sync it once per epoch): chain it after an optimizer built
-        with learning rate 1, `optax.chain(optax.adamw(1.0), service.scale_by_lr())`, as `optax.sgd(schedule)`
-        is `scale_by_learning_rate(schedule)` after the direction. No `inject_hyperparams`, no host work per step.
+        from a table of the run's lrs (sync it once per epoch): chain it after an optimizer built with learning
+        rate 1, `optax.chain(optax.adamw(1.0), service.scale_by_lr())`. No `inject_hyperparams`, no host work per
+        step. `scale_by_learning_rate()` is the same with optax's sign, one transformation fewer.
+
+        compiled: keep the table out of the optimizer state and compile it into the update as a constant: the
+            state is then one leaf, the step index, as `optax.sgd(schedule)` has its count, and `jit` traces and
+            compiles the update again whenever `sync` brings different lrs (a plateau reduction, a revision, a
+            table moved along a training longer than it). Otherwise the table is a state leaf (nothing is
+            compiled again, but the leaf is passed to and from every step: donate the state). In epoch runs the
+            compiled table holds one lr per epoch and the index is the epoch's.
         """
+        return self._scale(1, compiled)
+
+    def scale_by_learning_rate(self, compiled: bool = False) -> optax.GradientTransformation:
+        """The updates times minus the run's lr, as `optax.scale_by_learning_rate(schedule)`, which optax's
+        optimizers end with: alone it is `optax.sgd` following the run, and
+        `optax.chain(optax.scale_by_adam(), service.scale_by_learning_rate())` is `optax.adam`. `compiled` as for
+        `scale_by_lr`; sync it once per epoch."""
+        return self._scale(-1, compiled)
+
+    def _scale(self, sign: int, compiled: bool) -> optax.GradientTransformation:
+        if compiled:
+            self._compiled = True
+            advance = int(self.step_unit == "batch")  # the optimizer counts batches; in epoch runs sync sets epochs
+
+            def init_constant(params: Any) -> LrConstantState:
+                return LrConstantState(jnp.zeros([], jnp.int32))
+
+            def update_constant(updates: Any, state: LrConstantState,
+                                params: Any = None) -> tuple[Any, LrConstantState]:
+                lrs = self._constants.get(state.key, np.full(1, np.nan))  # read when jit traces: a constant
+                lr = sign * _lr_at(jnp.asarray(lrs), state.index)
+                return (jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates),
+                        LrConstantState(state.index + advance, state.key))
+
+            return optax.GradientTransformation(init_constant, update_constant)
+
         table = self._table = LrTable(self._table_length)
 
         def init(params: Any) -> LrTableState:
             return table.init()
 
         def update(updates: Any, state: LrTableState, params: Any = None) -> tuple[Any, LrTableState]:
-            lr = table(state)
+            lr = sign * table(state)
             return jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates), table.update(state)
 
         return optax.GradientTransformation(init, update)
 
+    def _moves_window(self, first: int, step: int) -> bool:
+        """Whether a table starting at `first` should start at `step` instead: `step` is outside its first half,
+        and an epoch as long as the longest seen so far (steps between two syncs) would not fit in the rest."""
+        if first <= step < first + self._table_length // 2:
+            return False
+        return not first <= step or self._longest_epoch is None or \
+            step + self._longest_epoch > first + self._table_length
+
+    def _constant_table(self, step: int) -> tuple[int, Hashable]:
+        """The index of `step` and the key of the constant table to train it with. The key is the table's first
+        step and a digest of its lrs, so a run's write that changed none of them (another report) keeps the key,
+        and the compiled update with it."""
+        version = self.rates.version
+        if self._constant is not None and not self._moves_window(self._constant[1], step):
+            if self._constant[0] == version:
+                return step - self._constant[1], self._constant[2]
+            first = self._constant[1]
+        else:
+            first = step
+        lrs = np.array([self.follower.lr(s) for s in range(first, first + self._table_length)])
+        key = (first, hashlib.blake2b(lrs.tobytes(), digest_size=16).hexdigest())
+        self._constants = {key: lrs}
+        self._constant = (self.rates.version, first, key)
+        return step - first, key
+
     def sync(self, opt_state: Any, step: int, name: str = "learning_rate") -> Any:
-        """`opt_state` ready to train from `step` on with the `schedule()` table: the table is put on the device
-        again only when the run's lrs may have changed since (a report that reduced, another worker's write, a
-        revision: the run's version moved) or when `step` leaves its first half; the step count is set to `step`
-        (so a resumed loop starts where it should). In epoch runs the table holds the epoch's lr (the optimizer
-        counts batches), so it is put every epoch. Outside `jit`, once per epoch."""
-        if self._table is None:
+        """`opt_state` ready to train from `step` on with the table of `schedule()` or `scale_by_lr()`: the table
+        is put on the device again only when the run's lrs may have changed since (a report that reduced, another
+        worker's write, a revision: the run's version moved) or when the next epoch, as long as the longest so
+        far, might run past its end (then it starts at `step`); the step count is set to `step` (so a resumed loop
+        starts where it should). In epoch runs the table holds the epoch's lr (the optimizer counts batches), so
+        it is put every epoch. With `scale_by_lr(compiled=True)` the table gets a new key (and the update is
+        compiled again) only when its lrs differ. Outside `jit`, once per epoch."""
+        if self._table is None and not self._compiled:
             raise TypeError("sync needs the optimizer built with learning_rate=service.schedule() or chained with "
                             "service.scale_by_lr()")
-        if self.step_unit == "epoch":  # the optimizer counts batches: the epoch's lr in every entry
+        if self._last_sync is not None and step > self._last_sync:
+            self._longest_epoch = max(self._longest_epoch or 0, step - self._last_sync)
+        self._last_sync = step
+        constant = self._constant_table(step) if self._compiled else None
+        if self._table is None:
+            refill, first, count = False, 0, 0
+        elif self.step_unit == "epoch":  # the optimizer counts batches: the epoch's lr in every entry
             refill, first, count = True, 0, 0
             values = np.full(self._table_length, self.follower.lr(step))
         else:
             version = self.rates.version
-            refill = self._synced is None or self._synced[0] != version or not \
-                self._synced[1] <= step < self._synced[1] + self._table_length // 2
+            refill = self._synced is None or self._synced[0] != version or \
+                self._moves_window(self._synced[1], step)
             first, count = (step if refill else self._synced[1]), step
             if refill:
                 values = np.array([self.follower.lr(s) for s in range(step, step + self._table_length)])
@@ -189,6 +288,9 @@ class ServiceLR:
 
         def visit(state: Any) -> Any:
             nonlocal found
+            if isinstance(state, LrConstantState) and constant is not None:  # scale_by_lr(compiled=True)'s
+                found = True
+                return LrConstantState(np.int32(constant[0]), constant[1])
             if isinstance(state, LrTableState):  # scale_by_lr's own state
                 found = True
                 return put(state)

@@ -151,14 +151,22 @@ def test_a_resumed_loop_after_a_rewind_trains_with_the_uninterrupted_lrs(server:
 # --- the table path: the run's lrs on the device, read inside jit ----------------------------------------
 
 
+MODES = ["schedule", "scale_by_lr", "compiled", "scale_by_learning_rate"]
+
+
 def train_with_table(service: ServiceLR, unit: str, first_epoch: int = 0, traces: list | None = None,
-                     scale: bool = False) -> list[float]:
-    """A real optax loop with `learning_rate=service.schedule()` (or, with `scale`, `optax.sgd(1.0)` chained with
-    `service.scale_by_lr()`) and one `sync` per epoch; returns the lr of every update as the optimizer used it
-    (read back as the step taken over the gradient, for `scale`; inject_hyperparams keeps it in `hyperparams`)."""
+                     mode: str = "schedule") -> list[float]:
+    """A real optax loop with `learning_rate=service.schedule()`, or `optax.sgd(1.0)` chained with
+    `service.scale_by_lr()` or `service.scale_by_lr(compiled=True)`, or `service.scale_by_learning_rate(compiled=True)`
+    alone (plain SGD), and one `sync` per epoch; returns the lr of
+    every update as the optimizer used it (read back as the step taken over the gradient for the scale modes;
+    inject_hyperparams keeps it in `hyperparams`)."""
     x, y, val_x, val_y = regression()
-    optimizer = optax.chain(optax.sgd(1.0), service.scale_by_lr()) if scale else \
-        optax.inject_hyperparams(optax.sgd)(learning_rate=service.schedule())
+    scale = mode != "schedule"
+    optimizer = {"schedule": lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=service.schedule()),
+                 "scale_by_lr": lambda: optax.chain(optax.sgd(1.0), service.scale_by_lr()),
+                 "compiled": lambda: optax.chain(optax.sgd(1.0), service.scale_by_lr(compiled=True)),
+                 "scale_by_learning_rate": lambda: service.scale_by_learning_rate(compiled=True)}[mode]()
     w = jnp.zeros(3)
     opt_state = optimizer.init(w)
 
@@ -186,44 +194,53 @@ def train_with_table(service: ServiceLR, unit: str, first_epoch: int = 0, traces
     return used
 
 
-@pytest.mark.parametrize("scale", [False, True], ids=["schedule", "scale_by_lr"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("unit", ["batch", "epoch"])
 def test_the_table_schedule_trains_every_step_with_the_runs_lr_and_traces_once(server: Server, run_id: str,
-                                                                              unit: str, scale: bool) -> None:
+                                                                              unit: str, mode: str) -> None:
     spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 3,
                          "decay_rate": 0.7}, "step_unit": unit}
     counting, traces = CountingTransport(), []
     with lrclient.Client(server.url, transport=counting) as client, \
             ServiceLR(run_id, client=client, spec=spec, steps=EPOCHS * BATCHES) as service:
-        used = train_with_table(service, unit, traces=traces, scale=scale)
+        used = train_with_table(service, unit, traces=traces, mode=mode)
 
     expected = service_lrs(server, run_id, EPOCHS * BATCHES if unit == "batch" else EPOCHS)
     per_step = expected if unit == "batch" else [lr for lr in expected for _ in range(BATCHES)]
-    assert used == (pytest.approx(per_step, rel=1e-12) if scale else per_step)  # scale: read back through a division
-    assert len(traces) == 1, "the table has a fixed shape: the update is compiled once"
+    # the scale modes: read back through a division
+    assert used == (per_step if mode == "schedule" else pytest.approx(per_step, rel=1e-12))
+    assert len(traces) == 1, "one table for the whole training, of a fixed shape: the update is compiled once"
     assert [m for m, _ in counting.requests].count("POST") == EPOCHS
     assert [m for m, _ in counting.requests].count("GET") <= 2  # the prefetch, and one more past its horizon
 
 
-def test_the_table_schedule_follows_a_plateau_reduction_from_the_next_epoch(server: Server, run_id: str) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_the_table_schedule_follows_a_plateau_reduction_from_the_next_epoch(server: Server, run_id: str,
+                                                                           mode: str) -> None:
     spec = {"schedule": {"type": "constant", "learning_rate": 0.05}, "step_unit": "batch",
             "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1, "threshold": 0.999,
                         "semantics": "torch"}}
+    traces: list = []
     with ServiceLR(run_id, server.url, spec=spec, steps=EPOCHS * BATCHES) as service:
-        used = train_with_table(service, "batch")
+        used = train_with_table(service, "batch", traces=traces, mode=mode)
 
-    assert used == service_lrs(server, run_id, EPOCHS * BATCHES)
-    assert used == [0.05] * 12 + [0.025] * 8 + [0.0125] * 4
+    expected = [0.05] * 12 + [0.025] * 8 + [0.0125] * 4
+    assert expected == service_lrs(server, run_id, EPOCHS * BATCHES)
+    assert used == (expected if mode == "schedule" else pytest.approx(expected, rel=1e-12))
+    # Every report moves the run's version; only the two that reduced change the lrs, and the compiled table.
+    assert len(traces) == (3 if mode in ("compiled", "scale_by_learning_rate") else 1)
 
 
-def test_the_table_schedule_resumes_at_the_step_sync_is_given(server: Server, run_id: str) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_the_table_schedule_resumes_at_the_step_sync_is_given(server: Server, run_id: str, mode: str) -> None:
     spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 1,
                          "decay_rate": 0.9}, "step_unit": "batch"}
     with ServiceLR(run_id, server.url, spec=spec, steps=EPOCHS * BATCHES, start_step=3 * BATCHES,
                    report=False) as service:
-        used = train_with_table(service, "batch", first_epoch=3)
+        used = train_with_table(service, "batch", first_epoch=3, mode=mode)
 
-    assert used == service_lrs(server, run_id, EPOCHS * BATCHES)[3 * BATCHES:]
+    expected = service_lrs(server, run_id, EPOCHS * BATCHES)[3 * BATCHES:]
+    assert used == (expected if mode == "schedule" else pytest.approx(expected, rel=1e-12))
 
 
 def test_without_a_sync_the_table_schedule_gives_nan_not_a_wrong_lr(server: Server, run_id: str) -> None:
@@ -236,3 +253,31 @@ def test_without_a_sync_the_table_schedule_gives_nan_not_a_wrong_lr(server: Serv
             service.sync(optax.inject_hyperparams(optax.sgd)(learning_rate=0.1).init(jnp.zeros(3)), 0)
 
     assert jnp.isnan(never_synced.hyperparams["learning_rate"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_table_shorter_than_the_training_moves_before_an_epoch_would_run_past_it(server: Server, run_id: str,
+                                                                                  mode: str) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.1, "decay_steps": 1,
+                         "decay_rate": 0.9}, "step_unit": "batch"}
+    traces: list = []
+    # steps=10: a table of 10 steps for a training of 24, synced every 4.
+    with ServiceLR(run_id, server.url, spec=spec, steps=10, report=False) as service:
+        used = train_with_table(service, "batch", traces=traces, mode=mode)
+
+    expected = service_lrs(server, run_id, EPOCHS * BATCHES)
+    assert used == (expected if mode == "schedule" else pytest.approx(expected, rel=1e-12))  # never NaN
+    # The table starts at 0, then at 8 (8 + 4 > 0 + 10), then at 16: three tables, three compiled updates.
+    assert len(traces) == (3 if mode in ("compiled", "scale_by_learning_rate") else 1)
+
+
+def test_without_a_sync_the_compiled_table_gives_nan_not_a_wrong_lr(server: Server, run_id: str) -> None:
+    spec = {"schedule": {"type": "constant", "learning_rate": 0.05}, "step_unit": "batch"}
+    with ServiceLR(run_id, server.url, spec=spec, steps=4) as service:
+        optimizer = optax.chain(optax.sgd(1.0), service.scale_by_lr(compiled=True))
+        opt_state = optimizer.init(jnp.zeros(3))
+        never_synced, _ = jax.jit(optimizer.update)(jnp.ones(3), opt_state, jnp.zeros(3))
+        synced, _ = jax.jit(optimizer.update)(jnp.ones(3), service.sync(opt_state, 0), jnp.zeros(3))
+
+    assert jnp.isnan(never_synced).all()
+    assert synced.tolist() == [-0.05] * 3
