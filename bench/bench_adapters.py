@@ -103,22 +103,22 @@ def torch_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Vari
             [("in-process LambdaLR", "ServiceScheduler")], lambda: scheduler.rates.requests)
 
 
-def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Variants:
+def optax_batches(batches: int, batch_size: int) -> tuple[list[Any], list[Any]]:
+    """Inputs and targets, one device array per batch, as a data loader yields them (slicing one big array in
+    the loop would add two dispatches per step, the same for every variant, and their noise)."""
+    import jax
+
+    key = jax.random.PRNGKey(0)
+    return (list(jax.random.normal(key, (batches, batch_size, 32))),
+            list(jax.random.normal(jax.random.split(key)[0], (batches, batch_size, 1))))
+
+
+def optax_trainer(optimizer: Any, donate: bool) -> tuple[list[Any], Callable[..., Any]]:
+    """[params, opt_state] of a fresh 2x64 MLP, and its jitted update (params, opt_state, x, y) -> (params,
+    opt_state, loss), with `donate_argnums=(0, 1)` if `donate`."""
     import jax
     import jax.numpy as jnp
     import optax
-    from lrclient.optax import ServiceLR, set_lr
-
-    key = jax.random.PRNGKey(0)
-    # One device array per batch, as a data loader yields them (slicing one big array would add two
-    # dispatches per step, the same for every variant, and their noise).
-    x = list(jax.random.normal(key, (args.batches, args.batch_size, 32)))
-    y = list(jax.random.normal(jax.random.split(key)[0], (args.batches, args.batch_size, 1)))
-
-    def init() -> Any:
-        keys = jax.random.split(jax.random.PRNGKey(1), 3)
-        sizes = [(32, 64), (64, 64), (64, 1)]
-        return [(jax.random.normal(k, s) / math.sqrt(s[0]), jnp.zeros(s[1])) for k, s in zip(keys, sizes)]
 
     def loss(params: Any, xs: jax.Array, ys: jax.Array) -> jax.Array:
         h = xs
@@ -127,14 +127,28 @@ def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Vari
             h = jax.nn.relu(h) if i < len(params) - 1 else h
         return jnp.mean((h - ys) ** 2)
 
+    @partial(jax.jit, donate_argnums=(0, 1) if donate else ())
+    def update(params: Any, opt_state: Any, xs: jax.Array, ys: jax.Array) -> Any:
+        value, grads = jax.value_and_grad(loss)(params, xs, ys)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    sizes = [(32, 64), (64, 64), (64, 1)]
+    params = [(jax.random.normal(k, s) / math.sqrt(s[0]), jnp.zeros(s[1])) for k, s in zip(keys, sizes)]
+    return [params, optimizer.init(params)], update
+
+
+def optax_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Variants:
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from lrclient.optax import ServiceLR, set_lr
+
+    x, y = optax_batches(args.batches, args.batch_size)
+
     def trainer(optimizer: optax.GradientTransformation) -> tuple[Any, Callable[..., Any]]:
-        @partial(jax.jit, donate_argnums=(0, 1) if args.donate else ())
-        def update(params: Any, opt_state: Any, xs: jax.Array, ys: jax.Array) -> Any:
-            value, grads = jax.value_and_grad(loss)(params, xs, ys)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, value
-        params = init()
-        return [params, optimizer.init(params)], update
+        return optax_trainer(optimizer, args.donate)
 
     schedule = optax.warmup_cosine_decay_schedule(0.0, PEAK, WARMUP, WARMUP + DECAY)
     local_state, local_update = trainer(optax.sgd(schedule))

@@ -10,7 +10,7 @@ variant alike. Each adapter chunk is paired with its in-process twin's chunk; th
 pairs' ratios over all chunks (hundreds), with their quartiles, and the median time per step; and the time of
 each loop's first chunk, whose first update traces and compiles it (what a change of the compiled table costs).
 
-The model is bench_adapters.py's 2x64 MLP (an ~80 µs step on CPU: the worst case for a per-step cost),
+The model, data and schedule are bench_adapters.py's: a 2x64 MLP (an ~80 µs step on CPU: the worst case for a per-step cost),
 warmup + cosine per batch. Pairs, each built both with and without `donate_argnums=(0, 1)` on the jitted
 update (donation lets the run's lr table stay in place instead of being copied at every step):
 
@@ -26,18 +26,12 @@ is bench_adapters.py's "epoch's end"). The lr table holds the whole training (`-
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
-
-WARMUP, DECAY, PEAK = 500, 5_000, 0.05
-SPEC = {"schedule": {"type": "cosine_decay", "initial_learning_rate": 0.0, "decay_steps": DECAY,
-                     "warmup_target": PEAK, "warmup_steps": WARMUP}, "step_unit": "batch"}
 
 
 @dataclass
@@ -47,7 +41,6 @@ class Loop:
     update: Callable[..., Any]
     state: list[Any]
     service: Any = None
-    seconds: float = 0.0
 
 
 def main() -> None:
@@ -61,35 +54,16 @@ def main() -> None:
         parser.error("--batches must be a multiple of --chunk")
 
     import jax
-    import jax.numpy as jnp
     import optax
     from _servers import lrserve
+    from bench_adapters import DECAY, PEAK, SPEC, WARMUP, optax_batches, optax_trainer
     from lrclient.optax import ServiceLR
 
-    key = jax.random.PRNGKey(0)
-    xs = list(jax.random.normal(key, (args.batches, args.batch_size, 32)))
-    ys = list(jax.random.normal(jax.random.split(key)[0], (args.batches, args.batch_size, 1)))
-
-    def init() -> Any:
-        keys = jax.random.split(jax.random.PRNGKey(1), 3)
-        sizes = [(32, 64), (64, 64), (64, 1)]
-        return [(jax.random.normal(k, s) / math.sqrt(s[0]), jnp.zeros(s[1])) for k, s in zip(keys, sizes)]
-
-    def loss(params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
-        h = x
-        for i, (w, b) in enumerate(params):
-            h = h @ w + b
-            h = jax.nn.relu(h) if i < len(params) - 1 else h
-        return jnp.mean((h - y) ** 2)
+    xs, ys = optax_batches(args.batches, args.batch_size)
 
     def loop(optimizer: optax.GradientTransformation, donate: bool, service: Any = None) -> Loop:
-        @partial(jax.jit, donate_argnums=(0, 1) if donate else ())
-        def update(params: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> Any:
-            value, grads = jax.value_and_grad(loss)(params, x, y)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, value
-        params = init()
-        return Loop(update, [params, optimizer.init(params), None], service)
+        state, update = optax_trainer(optimizer, donate)
+        return Loop(update, [*state, None], service)
 
     schedule = optax.warmup_cosine_decay_schedule(0.0, PEAK, WARMUP, WARMUP + DECAY)
     steps = (args.epochs + 1) * args.batches

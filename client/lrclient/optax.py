@@ -1,9 +1,13 @@
-"""JAX / optax adapter: feed an lrserve run's lr into an optimizer built with `optax.inject_hyperparams`.
+"""JAX / optax adapter: feed an lrserve run's lr into a jitted optax update, with no request per step.
 
-The lr is a hyperparameter in the optimizer's state, so it changes without recompiling the jitted
-update: outside `jit`, before each step, `opt_state = set_lr(opt_state, service.lr(step))`. `lr(step)`
-reads a cache filled for the whole training in one request, so a step costs no request; `report(step,
-metrics)` once per epoch is the only request of an epoch (two after a report that reduced the lr).
+Two ways. Outside `jit`, before each step, `opt_state = set_lr(opt_state, service.lr(step))` on an optimizer
+built with `optax.inject_hyperparams`: simple, but a host-to-device copy per step. Or inside `jit`: the run's
+lrs as a table the update reads by its own step count (`scale_by_learning_rate()`, optax's last
+transformation; `scale_by_lr()` after an optimizer at lr 1; `schedule()` for `inject_hyperparams`), put by
+`sync(opt_state, step)` once per epoch; with `compiled=True` the table is a constant of the compiled update
+and the state one leaf, so a step costs what `optax.sgd(schedule)` costs. `lr(step)` and `sync` read a cache
+filled for the whole training in one request; `report(step, metrics)` once per epoch is the only request of
+an epoch (two after a report that reduced the lr).
 """
 
 from __future__ import annotations
@@ -128,6 +132,9 @@ class ServiceLR:
                 params, opt_state = update(params, opt_state, batch)
                 ...
             service.report(step, {"val_loss": float(val_loss)})    # at each epoch end
+
+    or, with no host work per step, `optimizer = service.scale_by_learning_rate(compiled=True)` (optax.sgd; chain
+    it after `optax.scale_by_adam()` for adam) and `opt_state = service.sync(opt_state, step)` before each epoch.
 
     The run is created (or loaded) at construction. Args as for `lrclient.torch.ServiceScheduler`, and:
         steps: the training's length in the run's steps, so one request fetches every lr (default
