@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from optax import InjectStatefulHyperparamsState
@@ -25,6 +23,7 @@ from optax import InjectStatefulHyperparamsState
 from ._adapter import Metrics, OnError, Report
 from ._client import Client
 from ._follower import DEFAULT_CHIEF_TIMEOUT, RunFollower
+from ._optax_table import LrConstantState, LrTable, LrTableState, TableWindow, scale_by_constant, scale_by_table
 from ._rates import LearningRates
 from ._types import ReportOutcome
 
@@ -64,64 +63,6 @@ def set_lr(opt_state: Any, lr: float, name: str = "learning_rate") -> Any:
     return new_state
 
 
-class LrTableState(NamedTuple):
-    """The device side of `LrTable`: `lrs[i]` is the lr of step `first + i` (`first` is kept on the host, by
-    `ServiceLR.sync`), and `index` is that of the step being trained: two leaves, so a step's dispatch stays
-    as cheap as an in-process schedule's."""
-
-    lrs: Any
-    index: Any
-
-
-@jax.tree_util.register_pytree_node_class
-class LrConstantState:
-    """The state of `ServiceLR.scale_by_lr(compiled=True)`: one leaf, `index` (the step being trained, counted from
-    the table's first step), as `optax.sgd(schedule)` has one, its count. The table itself is not in the state:
-    `key` names it, and is static (pytree aux data), so a `sync` that brings other lrs gives the state another
-    structure and `jit` traces the update again, with the new table as a constant."""
-
-    def __init__(self, index: Any, key: Hashable = None) -> None:
-        self.index = index
-        self.key = key
-
-    def tree_flatten(self) -> tuple[tuple[Any], Hashable]:
-        return (self.index,), self.key
-
-    @classmethod
-    def tree_unflatten(cls, key: Hashable, leaves: tuple[Any]) -> LrConstantState:
-        return cls(leaves[0], key)
-
-    def __repr__(self) -> str:
-        return f"LrConstantState(index={self.index!r}, key={self.key!r})"
-
-
-def _lr_at(lrs: Any, index: Any) -> Any:
-    """lrs[index], NaN outside the table: a loop that forgets `ServiceLR.sync` fails loudly, never with a wrong lr."""
-    length = lrs.shape[0]
-    inside = (index >= 0) & (index < length)
-    return jnp.where(inside, lrs[jnp.clip(index, 0, length - 1)], jnp.nan)
-
-
-class LrTable:
-    """An optax stateful schedule that reads the run's lrs from a table on the device, inside `jit`:
-    lr = lrs[index], index = step - first, NaN outside the table (so a loop that forgets `ServiceLR.sync` fails
-    loudly instead of training with a wrong lr). The table has a fixed length, so the jitted update is
-    traced once; `ServiceLR.sync` replaces it from the host only when the run's lrs may have changed.
-    """
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-
-    def init(self) -> LrTableState:
-        return LrTableState(lrs=jnp.full((self.length,), jnp.nan), index=jnp.zeros([], jnp.int32))
-
-    def update(self, state: LrTableState, **extra_args: Any) -> LrTableState:
-        return state._replace(index=state.index + 1)
-
-    def __call__(self, state: LrTableState, **extra_args: Any) -> Any:
-        return _lr_at(state.lrs, state.index)
-
-
 class ServiceLR:
     """The learning rates of an lrserve run, for a hand-written JAX training loop::
 
@@ -157,11 +98,10 @@ class ServiceLR:
         self._table_length = max(2, min(steps or 10_000, 100_000))
         self._table: LrTable | None = None
         self._synced: tuple[int | None, int] | None = None  # (run version, first step) of the table put last
-        self._compiled = False  # scale_by_lr(compiled=True) was built: sync gives it a key
+        self._compiled = False  # a compiled=True transformation was built: sync gives it a key
         self._constant: tuple[int | None, int, Hashable] | None = None  # (run version, first step, key) of its table
         self._constants: dict[Hashable, np.ndarray] = {}  # key -> the lrs the update is traced with
-        self._last_sync: int | None = None  # the step given to sync last
-        self._longest_epoch: int | None = None  # the most steps between two syncs so far
+        self._window = TableWindow(self._table_length)
 
     @property
     def rates(self) -> LearningRates:
@@ -209,45 +149,17 @@ class ServiceLR:
     def _scale(self, sign: int, compiled: bool) -> optax.GradientTransformation:
         if compiled:
             self._compiled = True
-            advance = int(self.step_unit == "batch")  # the optimizer counts batches; in epoch runs sync sets epochs
-
-            def init_constant(params: Any) -> LrConstantState:
-                return LrConstantState(jnp.zeros([], jnp.int32))
-
-            def update_constant(updates: Any, state: LrConstantState,
-                                params: Any = None) -> tuple[Any, LrConstantState]:
-                lrs = self._constants.get(state.key, np.full(1, np.nan))  # read when jit traces: a constant
-                lr = sign * _lr_at(jnp.asarray(lrs), state.index)
-                return (jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates),
-                        LrConstantState(state.index + advance, state.key))
-
-            return optax.GradientTransformation(init_constant, update_constant)
-
-        table = self._table = LrTable(self._table_length)
-
-        def init(params: Any) -> LrTableState:
-            return table.init()
-
-        def update(updates: Any, state: LrTableState, params: Any = None) -> tuple[Any, LrTableState]:
-            lr = sign * table(state)
-            return jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates), table.update(state)
-
-        return optax.GradientTransformation(init, update)
-
-    def _moves_window(self, first: int, step: int) -> bool:
-        """Whether a table starting at `first` should start at `step` instead: `step` is outside its first half,
-        and an epoch as long as the longest seen so far (steps between two syncs) would not fit in the rest."""
-        if first <= step < first + self._table_length // 2:
-            return False
-        return not first <= step or self._longest_epoch is None or \
-            step + self._longest_epoch > first + self._table_length
+            # The optimizer counts batches; in epoch runs sync sets the epoch's index.
+            return scale_by_constant(lambda key: self._constants.get(key), sign, advance=self.step_unit == "batch")
+        self._table = LrTable(self._table_length)
+        return scale_by_table(self._table, sign)
 
     def _constant_table(self, step: int) -> tuple[int, Hashable]:
         """The index of `step` and the key of the constant table to train it with. The key is the table's first
         step and a digest of its lrs, so a run's write that changed none of them (another report) keeps the key,
         and the compiled update with it."""
         version = self.rates.version
-        if self._constant is not None and not self._moves_window(self._constant[1], step):
+        if self._constant is not None and not self._window.moves(self._constant[1], step):
             if self._constant[0] == version:
                 return step - self._constant[1], self._constant[2]
             first = self._constant[1]
@@ -268,11 +180,9 @@ class ServiceLR:
         it is put every epoch. With `scale_by_lr(compiled=True)` the table gets a new key (and the update is
         compiled again) only when its lrs differ. Outside `jit`, once per epoch."""
         if self._table is None and not self._compiled:
-            raise TypeError("sync needs the optimizer built with learning_rate=service.schedule() or chained with "
-                            "service.scale_by_lr()")
-        if self._last_sync is not None and step > self._last_sync:
-            self._longest_epoch = max(self._longest_epoch or 0, step - self._last_sync)
-        self._last_sync = step
+            raise TypeError("sync needs an optimizer built with service.scale_by_learning_rate(), "
+                            "service.scale_by_lr() or learning_rate=service.schedule()")
+        self._window.synced(step)
         constant = self._constant_table(step) if self._compiled else None
         if self._table is None:
             refill, first, count = False, 0, 0
@@ -282,7 +192,7 @@ class ServiceLR:
         else:
             version = self.rates.version
             refill = self._synced is None or self._synced[0] != version or \
-                self._moves_window(self._synced[1], step)
+                self._window.moves(self._synced[1], step)
             first, count = (step if refill else self._synced[1]), step
             if refill:
                 values = np.array([self.follower.lr(s) for s in range(step, step + self._table_length)])
@@ -312,8 +222,9 @@ class ServiceLR:
 
         new_state = visit(opt_state)
         if not found:
-            raise TypeError(f"No service.scale_by_lr() state, nor an optax.inject_hyperparams state whose {name!r} is "
-                            f"service.schedule(), in this optimizer state: build it with "
+            raise TypeError(f"No state of service.scale_by_learning_rate() or service.scale_by_lr(), nor an "
+                            f"optax.inject_hyperparams state whose {name!r} is service.schedule(), in this optimizer "
+                            f"state: build it with service.scale_by_learning_rate(compiled=True), "
                             f"optax.chain(optax.sgd(1.0), service.scale_by_lr()) or "
                             f"inject_hyperparams(optax.sgd)({name}=service.schedule()). "
                             f"Received: {type(opt_state).__name__}")
