@@ -23,7 +23,8 @@ HOST = "127.0.0.1"
 
 # What `lrserve serve` passes to uvicorn.run besides the app, host, port and workers (service/lrserve/cli.py);
 # the bare app runs under exactly these, so the ratio measures lrserve's own work.
-UVICORN_OPTIONS: dict[str, object] = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 10}
+UVICORN_OPTIONS: dict[str, object] = {"access_log": False, "log_level": "info", "timeout_graceful_shutdown": 10,
+                                       "timeout_keep_alive": 75}
 
 
 def free_port() -> int:

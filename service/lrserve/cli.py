@@ -19,6 +19,12 @@ from lrserve.cli_args import at_least
 from lrserve.cli_client import add_client_commands
 from lrserve.settings import Settings, SettingsError, flags_as_env, masked_url
 
+KEEP_ALIVE = 75
+"""Seconds an idle keep-alive connection stays open. Longer than clients keep idle connections for reuse
+(httpx and lrclient: 5 s, aiohttp: 15 s), so the server never closes one just as a client sends a request
+on it (uvicorn's default, 5 s, equals httpx's, and the client then gets "connection reset by peer");
+75 s is nginx's default."""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -103,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
     deadline: Any = settings.shutdown_timeout
     try:
         uvicorn.run("lrserve.api:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=settings.workers, timeout_graceful_shutdown=deadline,
+                    workers=settings.workers, timeout_graceful_shutdown=deadline, timeout_keep_alive=KEEP_ALIVE,
                     access_log=settings.access_log, log_level="info")
     finally:
         if metrics_dir is not None:

@@ -7,6 +7,7 @@ a real signal.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -332,3 +333,22 @@ def test_with_several_workers_metrics_add_up_every_workers_requests(tmp_path: Pa
             for _ in range(20):
                 assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
             assert healthz_count(server.url) - before == 20
+
+
+def test_a_keep_alive_connection_idle_longer_than_clients_keep_theirs_is_still_served(server) -> None:
+    """httpx (and lrclient) reuse a connection idle for up to 5 s: the service must not close it at 5 s, or a
+    request sent at that moment is reset. One connection, two requests 6 s apart: both answered on it."""
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/healthz")
+        first = connection.getresponse()
+        assert first.status == 200 and first.read()
+        opened = connection.sock
+        time.sleep(6)  # the idle time under test (not a wait for something): longer than httpx's 5 s expiry
+        connection.request("GET", "/healthz")  # http.client never reconnects an open socket on its own
+        second = connection.getresponse()
+        assert second.status == 200 and second.read()
+        assert connection.sock is opened
+    finally:
+        connection.close()
