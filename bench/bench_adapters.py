@@ -18,7 +18,9 @@ every step by the adapter from a real lrserve process (`python -m lrserve serve`
   every step vs `set_lr(opt_state, lr(step))` with the same schedule in Python; `ServiceLR.report` each epoch. The batches are separate
   device arrays (as a data loader gives them); `--donate` jits every update with `donate_argnums=(0, 1)`;
 - lightning: `configure_optimizers` returning the `LambdaLR` with `interval: "step"` vs
-  `lrclient.lightning.LearningRateCallback` (a new `Trainer.fit` of one epoch per round for each; the
+  `lrclient.lightning.LearningRateCallback`, vs `configure_optimizers` returning `lrclient.torch.ServiceScheduler`
+  with `interval: "step"` (no callback), and vs the `LambdaLR` with a callback that does nothing (what Lightning's
+  calling one more callback's hooks costs by itself) (a new `Trainer.fit` of one epoch per round for each; the
   time is the epoch's, from `on_train_epoch_start` to `on_train_epoch_end`, so the run's opening at
   `on_train_start` is not in it; without validation nothing is reported);
 - transformers: a `Trainer` given `optimizers=(sgd, LambdaLR)` vs `lrclient.transformers.LearningRateCallback`
@@ -214,6 +216,7 @@ def lightning_variants(url: str, args: argparse.Namespace,
     import lrclient
     import torch
     from lrclient.lightning import LearningRateCallback
+    from lrclient.torch import ServiceScheduler
     from torch.utils.data import DataLoader, TensorDataset
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -234,9 +237,11 @@ def lightning_variants(url: str, args: argparse.Namespace,
 
         def configure_optimizers(self) -> Any:
             optimizer = torch.optim.SGD(self.parameters(), lr=PEAK)
-            if not self.in_process:
+            if self.in_process is False:
                 return optimizer
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: in_process_lr(s) / PEAK)
+            scheduler = ServiceScheduler(optimizer, "bench-lightning-scheduler", spec=SPEC, client=client) \
+                if self.in_process is None else \
+                torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: in_process_lr(s) / PEAK)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     class Timer(pl.Callback):
@@ -253,20 +258,29 @@ def lightning_variants(url: str, args: argparse.Namespace,
     client = stack.enter_context(lrclient.Client(url))
     adapters: list[LearningRateCallback] = []
 
-    def epoch_of(in_process: bool) -> Epoch:
+    def epoch_of(in_process: bool | None, empty_callback: bool = False) -> Epoch:  # None: ServiceScheduler
         def epoch(n: int) -> tuple[float, float]:
             timer = Timer()
             stop = Stop(timer)
-            extra = [] if in_process else [LearningRateCallback("bench-lightning", spec=SPEC, client=client)]
+            extra = [] if in_process is not False else [LearningRateCallback("bench-lightning", spec=SPEC,
+                                                                             client=client)]
             adapters[:] = extra or adapters
+            extra = [pl.Callback()] if empty_callback else extra
             trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                                  enable_progress_bar=False, enable_model_summary=False, callbacks=[timer, *extra, stop])
             trainer.fit(MLP(in_process), data)
             return stop.seconds, 0.0  # the epoch, its boundary inside the fit
         return epoch
 
-    return ({"in-process LambdaLR": epoch_of(True), "LearningRateCallback": epoch_of(False)},
-            [("in-process LambdaLR", "LearningRateCallback")], lambda: adapters[0].follower.rates.requests if adapters else 0)
+    # A callback that does nothing: what Lightning's calling the hooks of one more callback costs by itself.
+    return ({"in-process LambdaLR": epoch_of(True), "LearningRateCallback": epoch_of(False),
+             "LambdaLR + a callback doing nothing": epoch_of(True, empty_callback=True),
+             "ServiceScheduler, interval step": epoch_of(None)},
+            [("in-process LambdaLR", "LearningRateCallback"),
+             ("in-process LambdaLR", "ServiceScheduler, interval step"),
+             ("in-process LambdaLR", "LambdaLR + a callback doing nothing"),
+             ("LambdaLR + a callback doing nothing", "LearningRateCallback")],
+            lambda: adapters[0].follower.rates.requests if adapters else 0)
 
 
 def transformers_variants(url: str, args: argparse.Namespace,

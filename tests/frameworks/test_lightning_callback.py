@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 pl = pytest.importorskip("lightning.pytorch")
 from lrclient.lightning import LearningRateCallback  # noqa: E402 - needs lightning
+from lrclient.torch import ServiceScheduler  # noqa: E402
 
 BATCHES = 6  # 48 training samples in batches of 8; 16 validation samples
 PLATEAU = {"factor": 0.5, "patience": 1, "threshold": 0.2, "cooldown": 1, "min_lr": 0.003}
@@ -203,3 +204,48 @@ def test_a_run_resumed_from_a_checkpoint_after_a_crash_trains_as_the_uninterrupt
         lrs = [whole.by_step[BATCHES * e][0] / 0.9 ** e for e in range(8)]  # the plateau's factors by epoch
         assert lrs[3] > lrs[7] > 0, "the plateau should reduce the lr after the resume"
         assert [r.step for r in client.reports(run_id)] == [BATCHES * e + BATCHES - 1 for e in range(8)]
+
+
+# --- without a callback: ServiceScheduler as the module's own lr scheduler -------------------------------
+
+
+class ScheduledRegression(Regression):
+    """`configure_optimizers` returns a `ServiceScheduler` stepped by Lightning at every optimizer step, and the
+    module reports its validation loss itself at each validation's end: no callback at all."""
+
+    def __init__(self, run_id: str, url: str, spec: dict[str, Any]) -> None:
+        super().__init__()
+        self.run_id, self.url, self.spec, self.val_losses = run_id, url, spec, []
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.val_losses.append(nn.functional.mse_loss(self.net(batch[0]), batch[1]).item())
+
+    def on_validation_epoch_end(self) -> None:
+        losses, self.val_losses = self.val_losses, []
+        if not self.trainer.sanity_checking:
+            self.lr_schedulers().report({"val_loss": sum(losses) / len(losses)})
+
+    def configure_optimizers(self) -> Any:
+        optimizer = super().configure_optimizers()
+        scheduler = ServiceScheduler(optimizer, self.run_id, base_url=self.url, spec=self.spec)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def test_a_service_scheduler_in_configure_optimizers_follows_the_run_and_its_plateau_without_a_callback(
+    server: Server, run_id: str
+) -> None:
+    spec = {"schedule": {"type": "exponential_decay", "initial_learning_rate": 0.05, "decay_steps": 6,
+                         "decay_rate": 0.9}, "step_unit": "batch",
+            "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 0, "min_delta": 10.0}}
+    trained = LrRecorder()
+    fit(ScheduledRegression(run_id, server.url, spec), [trained], epochs=4)
+
+    with lrclient.Client(server.url) as client:
+        served = list(client.lr_range(run_id, 0, 4 * BATCHES).lr)
+        assert [r.step for r in client.reports(run_id)] == [BATCHES * e + BATCHES - 1 for e in range(4)]
+        # The first report sets the best; each later one is no better by min_delta 10, and reduces.
+        assert client.get_run(run_id).state.reductions == 3
+    assert sorted(trained.by_step) == list(range(4 * BATCHES))
+    assert [lrs[0] for lrs in trained.by_step.values()] == served, "every step, reductions from the next step on"
+    assert [lrs[1] for lrs in trained.by_step.values()] == pytest.approx([lr * 0.1 for lr in served], rel=1e-12)
+    assert served[2 * BATCHES] == pytest.approx(0.05 * 0.9 ** 2 * 0.5, rel=1e-12)  # the first reduction
