@@ -283,6 +283,23 @@ def lightning_variants(url: str, args: argparse.Namespace,
             lambda: adapters[0].follower.rates.requests if adapters else 0)
 
 
+def transformers_mlp() -> Any:
+    """A fresh 2x64 MLP (seed 0) as a Hugging Face Trainer takes it: `forward(x, labels)` returns the loss."""
+    import torch
+
+    class MLP(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                                           torch.nn.ReLU(), torch.nn.Linear(64, 1))
+
+        def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"loss": torch.nn.functional.mse_loss(self.net(x), labels)}
+
+    return MLP()
+
+
 def transformers_variants(url: str, args: argparse.Namespace,
                           stack: ExitStack) -> Variants:
     import tempfile
@@ -297,16 +314,6 @@ def transformers_variants(url: str, args: argparse.Namespace,
     x, y = torch.randn(args.batches * args.batch_size, 32), torch.randn(args.batches * args.batch_size, 1)
     data = [{"x": x[i], "labels": y[i]} for i in range(len(x))]
     output = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-hf-"))
-
-    class MLP(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
-                                           torch.nn.ReLU(), torch.nn.Linear(64, 1))
-
-        def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"loss": torch.nn.functional.mse_loss(self.net(x), labels)}
 
     class Timer(TrainerCallback):
         def on_epoch_begin(self, *a: Any, **kw: Any) -> None:
@@ -323,7 +330,7 @@ def transformers_variants(url: str, args: argparse.Namespace,
 
     def epoch_of(in_process: bool) -> Epoch:
         def epoch(n: int) -> tuple[float, float]:
-            model = MLP()
+            model = transformers_mlp()
             optimizer = torch.optim.SGD(model.parameters(), lr=PEAK)
             factor = (lambda s: in_process_lr(s) / PEAK) if in_process else (lambda s: 1.0)  # the Trainer's "constant"
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
