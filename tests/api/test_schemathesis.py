@@ -3,8 +3,15 @@ ones, for every operation, on runs that exist (a plateau run with reports, a rec
 sequence) and on ids nobody created; none of them may get a 5xx (schemathesis' `not_a_server_error`).
 
 Two of schemathesis' phases: its coverage cases (deterministic: each parameter's boundaries, missing and
-wrongly typed values) and fuzzing (derandomized, a fixed number of examples per operation and mode), so
-the file takes well under two minutes.
+wrongly typed values) and fuzzing (derandomized, a fixed number of examples per operation and mode). Two
+bounds keep the file to a few minutes on a slow machine, neither leaving a kind of request unsent:
+
+- a request that waits for a report (`wait_for_step`) waits `SHORT_WAIT` at most, not the generated `wait`
+  (up to 10 s, 5 s if absent): the waiting itself is tested in tests/store and tests/client; here only the
+  status of the answer counts;
+- `PUT /runs/{run_id}` takes the same `RunSpec` body as `POST /preview`, which is sent every one of the
+  coverage phase's invalid bodies (about 8,600); the PUT is sent every `SAMPLED_EVERY`-th of them, besides
+  all its valid bodies and all its invalid path parameters.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.errors import FailureGroup
 
 from support import Server, in_memory_server
@@ -35,6 +43,12 @@ WITHOUT_INPUT = {f"{method.upper()} {path}" for path, operations in DOCUMENT["pa
                  for method, operation in operations.items()
                  if not operation.get("parameters") and "requestBody" not in operation}
 """Operations that take no parameter and no body: no request to them can be invalid."""
+SHORT_WAIT, MAX_WAIT = 0.05, 10.0
+"""Seconds a generated request with `wait_for_step` waits for the report at most; the most `wait` allows."""
+SAMPLED_EVERY = 4
+SAME_BODY_AS = {"PUT /runs/{run_id}": "POST /preview"}
+"""Operations whose body schema another operation has too: that one is sent every invalid body of the coverage
+phase, these every `SAMPLED_EVERY`-th."""
 RUNS = [pytest.param(name, mode, id=f"{name}-{mode.value}") for name in sorted(OPERATIONS)
         for mode in EXAMPLES if not (mode is GenerationMode.NEGATIVE and name in WITHOUT_INPUT)]
 EXISTING: dict[str, dict[str, Any]] = {
@@ -66,6 +80,29 @@ def service(server: Server) -> Server:
     return server
 
 
+def with_a_short_wait(case: Any) -> Any:
+    """The case, waiting `SHORT_WAIT` at most if it waits for a report with a valid, longer `wait` (or none: 5 s).
+
+    An invalid `wait` (a string, > 10, <= 0) is left as generated: it must still get its 422.
+    """
+    query = case.query if case.query is not None else {}
+    wait = query.get("wait", 5.0)
+    if "wait_for_step" not in query or isinstance(wait, bool):
+        return case
+    try:
+        seconds = float(wait)  # a number, or in the coverage phase the text of one
+    except (TypeError, ValueError):
+        return case
+    if SHORT_WAIT < seconds <= MAX_WAIT:
+        query["wait"] = str(SHORT_WAIT) if isinstance(wait, str) else SHORT_WAIT
+    return case
+
+
+def has_an_invalid_body(case: Any) -> bool:
+    body = case.meta.components.get(ParameterLocation.BODY) if case.meta is not None else None
+    return body is not None and body.mode is GenerationMode.NEGATIVE
+
+
 def cases(operation: Any, mode: GenerationMode) -> st.SearchStrategy[Any]:
     """Generated requests; those with a run id address one of the existing runs half of the time."""
     generated = operation.as_strategy(mode)
@@ -83,11 +120,15 @@ def test_no_coverage_case_gets_a_server_error(service: Server, name: str) -> Non
         operation, generation_modes=list(GenerationMode),
         generation_config=SCHEMA.config.generation_for(operation=operation),
     )
-    failures, count = [], 0
+    failures, count, invalid_bodies = [], 0, 0
     for count, case in enumerate(cases, 1):
+        if name in SAME_BODY_AS and has_an_invalid_body(case):
+            invalid_bodies += 1
+            if invalid_bodies % SAMPLED_EVERY:
+                continue
         if "run_id" in (case.path_parameters or {}) and count % 2:
             case.path_parameters["run_id"] = list(EXISTING)[count % len(EXISTING)]
-        response = case.call(base_url=service.url, session=session, timeout=30)
+        response = with_a_short_wait(case).call(base_url=service.url, session=session, timeout=30)
         try:
             case.validate_response(response, checks=[not_a_server_error])
         except FailureGroup as error:
@@ -102,6 +143,16 @@ def test_every_operation_of_the_api_is_tested() -> None:
     assert set(OPERATIONS) == documented and len(OPERATIONS) >= 15
 
 
+def test_the_waits_shortened_are_the_valid_ones() -> None:
+    wait = next(p for p in DOCUMENT["paths"]["/runs/{run_id}"]["get"]["parameters"] if p["name"] == "wait")["schema"]
+    assert wait["maximum"] == MAX_WAIT and wait["exclusiveMinimum"] < SHORT_WAIT < wait["default"]
+
+
+def test_an_operation_sent_a_sample_of_invalid_bodies_takes_the_same_body_as_the_one_sent_them_all() -> None:
+    for sampled, whole in SAME_BODY_AS.items():
+        assert OPERATIONS[sampled].body[0].definition == OPERATIONS[whole].body[0].definition
+
+
 @pytest.mark.parametrize(("name", "mode"), RUNS)
 def test_no_generated_request_gets_a_server_error(service: Server, name: str, mode: GenerationMode) -> None:
     operation = OPERATIONS[name]
@@ -111,7 +162,7 @@ def test_no_generated_request_gets_a_server_error(service: Server, name: str, mo
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=cases(operation, mode))
     def check(case: Any) -> None:
-        response = case.call(base_url=service.url, session=session, timeout=30)
+        response = with_a_short_wait(case).call(base_url=service.url, session=session, timeout=30)
         case.validate_response(response, checks=[not_a_server_error])
 
     check()
