@@ -9,9 +9,10 @@ bounds keep the file to a few minutes on a slow machine, neither leaving a kind 
 - a request that waits for a report (`wait_for_step`) waits `SHORT_WAIT` at most, not the generated `wait`
   (up to 10 s, 5 s if absent): the waiting itself is tested in tests/store and tests/client; here only the
   status of the answer counts;
-- `PUT /runs/{run_id}` takes the same `RunSpec` body as `POST /preview`, which is sent every one of the
-  coverage phase's invalid bodies (about 8,600); the PUT is sent every `SAMPLED_EVERY`-th of them, besides
-  all its valid bodies and all its invalid path parameters.
+- the bodies of `POST /preview`, `PUT /runs/{run_id}` and `POST /runs/{run_id}/revisions` hold a `schedule`
+  of the same schemas, whose invalid variants make nearly all of the coverage phase's cases (about 8,500 per
+  operation): `POST /preview` is sent every one of them, the other two every `SAMPLED_EVERY`-th, besides all
+  their valid cases and every other invalid one (path, plateau, `from_step`, ...).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.parameters import ParameterLocation
 from schemathesis.errors import FailureGroup
 
 from support import Server, in_memory_server
@@ -46,9 +46,9 @@ WITHOUT_INPUT = {f"{method.upper()} {path}" for path, operations in DOCUMENT["pa
 SHORT_WAIT, MAX_WAIT = 0.05, 10.0
 """Seconds a generated request with `wait_for_step` waits for the report at most; the most `wait` allows."""
 SAMPLED_EVERY = 4
-SAME_BODY_AS = {"PUT /runs/{run_id}": "POST /preview"}
-"""Operations whose body schema another operation has too: that one is sent every invalid body of the coverage
-phase, these every `SAMPLED_EVERY`-th."""
+SCHEDULE_IN_FULL, SCHEDULE_SAMPLED = "POST /preview", ("PUT /runs/{run_id}", "POST /runs/{run_id}/revisions")
+"""The operation sent every invalid variant of the body's `schedule` in the coverage phase; those sent every
+`SAMPLED_EVERY`-th."""
 RUNS = [pytest.param(name, mode, id=f"{name}-{mode.value}") for name in sorted(OPERATIONS)
         for mode in EXAMPLES if not (mode is GenerationMode.NEGATIVE and name in WITHOUT_INPUT)]
 EXISTING: dict[str, dict[str, Any]] = {
@@ -98,9 +98,10 @@ def with_a_short_wait(case: Any) -> Any:
     return case
 
 
-def has_an_invalid_body(case: Any) -> bool:
-    body = case.meta.components.get(ParameterLocation.BODY) if case.meta is not None else None
-    return body is not None and body.mode is GenerationMode.NEGATIVE
+def varies_the_schedule(case: Any) -> bool:
+    """Whether the case is one of the coverage phase's invalid variants of the body's `schedule`."""
+    location = getattr(case.meta.phase.data, "location", None) if case.meta is not None else None
+    return case.meta.generation.mode is GenerationMode.NEGATIVE and (location or "").startswith("/properties/schedule/")
 
 
 def cases(operation: Any, mode: GenerationMode) -> st.SearchStrategy[Any]:
@@ -120,11 +121,11 @@ def test_no_coverage_case_gets_a_server_error(service: Server, name: str) -> Non
         operation, generation_modes=list(GenerationMode),
         generation_config=SCHEMA.config.generation_for(operation=operation),
     )
-    failures, count, invalid_bodies = [], 0, 0
+    failures, count, schedule_variants = [], 0, 0
     for count, case in enumerate(cases, 1):
-        if name in SAME_BODY_AS and has_an_invalid_body(case):
-            invalid_bodies += 1
-            if invalid_bodies % SAMPLED_EVERY:
+        if name in SCHEDULE_SAMPLED and varies_the_schedule(case):
+            schedule_variants += 1
+            if schedule_variants % SAMPLED_EVERY:
                 continue
         if "run_id" in (case.path_parameters or {}) and count % 2:
             case.path_parameters["run_id"] = list(EXISTING)[count % len(EXISTING)]
@@ -148,9 +149,17 @@ def test_the_waits_shortened_are_the_valid_ones() -> None:
     assert wait["maximum"] == MAX_WAIT and wait["exclusiveMinimum"] < SHORT_WAIT < wait["default"]
 
 
-def test_an_operation_sent_a_sample_of_invalid_bodies_takes_the_same_body_as_the_one_sent_them_all() -> None:
-    for sampled, whole in SAME_BODY_AS.items():
-        assert OPERATIONS[sampled].body[0].definition == OPERATIONS[whole].body[0].definition
+def test_the_operations_sent_a_sample_of_schedule_variants_take_the_same_schedule_schemas_as_the_one_sent_all() -> None:
+    def body(name: str) -> str:
+        method, path = name.split(" ")
+        return DOCUMENT["paths"][path][method.lower()]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+
+    schemas = DOCUMENT["components"]["schemas"]
+    whole = schemas["RunSpec"]["properties"]["schedule"]
+    revision = schemas["Revision"]["properties"]["schedule"]["anyOf"][0]
+    assert [body(name) for name in (SCHEDULE_IN_FULL, *SCHEDULE_SAMPLED)] == [
+        "#/components/schemas/RunSpec", "#/components/schemas/RunSpec", "#/components/schemas/Revision"]
+    assert (revision["oneOf"], revision["discriminator"]) == (whole["oneOf"], whole["discriminator"])
 
 
 @pytest.mark.parametrize(("name", "mode"), RUNS)
