@@ -48,7 +48,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-Fit = Callable[[Callable[[list[Any]], Any]], None]  # trains every epoch, its batches collated by the given function
+Collate = Callable[[list[Any]], Any]  # a data loader's collate_fn: samples -> batch
+Fit = Callable[[Callable[[Collate], Collate]], None]  # trains every epoch, its collate_fn wrapped by the given function
 
 
 class Spent:
@@ -98,7 +99,7 @@ class Lane:
     def give_turn_back(self) -> None:
         self.done.set()
 
-    def paced(self, collate: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Any]:
+    def paced(self, collate: Collate) -> Collate:
         """`collate`, with the turn handed back before every chunk's first batch."""
         def collate_in_turn(samples: list[Any]) -> Any:
             if self.batches and self.batches % self.chunk == 0:
@@ -180,7 +181,7 @@ def lightning_fits(url: str, args: argparse.Namespace, stack: ExitStack) -> Fits
                     "lr_scheduler": {"scheduler": self.spent.watch(scheduler, "step"), "interval": "step"}}
 
     def fit_of(scheduler: str, spent: Spent, callbacks: Callable[[], list[pl.Callback]] = list) -> Fit:
-        def fit(paced: Callable[[Callable[[list[Any]], Any]], Callable[[list[Any]], Any]]) -> None:
+        def fit(paced: Callable[[Collate], Collate]) -> None:
             torch.set_num_threads(1)
             data = DataLoader(dataset, batch_size=args.batch_size, collate_fn=paced(default_collate))
             trainer = pl.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False,
@@ -214,7 +215,7 @@ def transformers_fits(url: str, args: argparse.Namespace, stack: ExitStack) -> F
     data = [{"x": x[i], "labels": y[i]} for i in range(len(x))]
 
     def fit_of(in_process: bool, spent: Spent) -> Fit:
-        def fit(paced: Callable[[Callable[[list[Any]], Any]], Callable[[list[Any]], Any]]) -> None:
+        def fit(paced: Callable[[Collate], Collate]) -> None:
             torch.set_num_threads(1)
             model = transformers_mlp()
             optimizer = torch.optim.SGD(model.parameters(), lr=PEAK)
