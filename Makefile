@@ -11,7 +11,7 @@ serve: $(VENV)/.server-installed
 	$(BIN)/lrserve serve
 
 test: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 openapi: $(VENV)/.server-installed
 	$(BIN)/lrserve openapi > openapi.json

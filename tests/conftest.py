@@ -18,6 +18,27 @@ from support import Server, running_server, throwaway_schema
 
 _run_ids = itertools.count()
 
+LONGEST_FIRST = (
+    "tests/api/test_schemathesis.py", "tests/store/test_replicas.py", "tests/frameworks/test_keras_callback.py",
+    "tests/frameworks/test_two_workers.py", "tests/store/test_many_processes.py", "tests/cli/test_serve_paths.py",
+    "tests/parity/test_plateau_parity.py", "tests/parity/test_schedule_parity.py",
+    "tests/api/test_recursive_expressions.py", "tests/deploy/test_topology.py", "tests/ui/test_pages.py",
+    "tests/client/test_client.py", "tests/frameworks/test_adapter_outages.py", "tests/core/test_expression_properties.py",
+)
+"""The files that take longest (30 s to 3 min each on 2 slow cores), longest first. `make test` hands whole files
+to its two workers in collection order (`--dist loadfile --no-loadscope-reorder`; xdist's own order is by number of
+tests), so with these first neither worker is left running a long file alone at the end."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The files of `LONGEST_FIRST` first, in its order; the others after them, in their own order."""
+    root = Path(config.rootpath)
+    missing = [path for path in LONGEST_FIRST if not (root / path).is_file()]
+    if missing:
+        raise pytest.UsageError(f"LONGEST_FIRST in tests/conftest.py names files that are gone: {missing}")
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
