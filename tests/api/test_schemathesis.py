@@ -45,8 +45,10 @@ WITHOUT_INPUT = {f"{method.upper()} {path}" for path, operations in DOCUMENT["pa
                  for method, operation in operations.items()
                  if not operation.get("parameters") and "requestBody" not in operation}
 """Operations that take no parameter and no body: no request to them can be invalid."""
-SHORT_WAIT, MAX_WAIT = 0.05, 10.0
-"""Seconds a generated request with `wait_for_step` waits for the report at most; the most `wait` allows."""
+WAIT = next(p for p in DOCUMENT["paths"]["/runs/{run_id}"]["get"]["parameters"] if p["name"] == "wait")["schema"]
+"""The schema of `GET /runs/{run_id}`'s `wait`: the seconds a read waiting for a report (`wait_for_step`) waits."""
+SHORT_WAIT = 0.05
+"""Seconds a generated request with `wait_for_step` waits for the report at most."""
 SCHEDULE_SHARED = ("POST /preview", "PUT /runs/{run_id}", "POST /runs/{run_id}/revisions")
 """The operations whose body holds a `schedule` of the same schemas; its invalid variants are dealt out among them."""
 RUNS = [pytest.param(name, mode, id=f"{name}-{mode.value}") for name in sorted(OPERATIONS)
@@ -85,22 +87,22 @@ def with_a_short_wait(case: Any) -> Any:
 
     An invalid `wait` (a string, > 10, <= 0) is left as generated: it must still get its 422.
     """
-    query = case.query if case.query is not None else {}
-    wait = query.get("wait", 5.0)
+    query = case.query or {}
+    wait = query.get("wait", WAIT["default"])
     if "wait_for_step" not in query or isinstance(wait, bool):
         return case
     try:
         seconds = float(wait)  # a number, or in the coverage phase the text of one
     except (TypeError, ValueError):
         return case
-    if SHORT_WAIT < seconds <= MAX_WAIT:
+    if SHORT_WAIT < seconds <= WAIT["maximum"]:
         query["wait"] = str(SHORT_WAIT) if isinstance(wait, str) else SHORT_WAIT
     return case
 
 
 def varies_the_schedule(case: Any) -> bool:
     """Whether the case is one of the coverage phase's invalid variants of the body's `schedule`."""
-    location = getattr(case.meta.phase.data, "location", None) if case.meta is not None else None
+    location = getattr(case.meta.phase.data, "location", None)
     return (case.meta.generation.mode is GenerationMode.NEGATIVE and (location or "").startswith("/properties/schedule/")
             and isinstance(case.body, dict) and "schedule" in case.body)
 
@@ -149,9 +151,8 @@ def test_every_operation_of_the_api_is_tested() -> None:
     assert set(OPERATIONS) == documented and len(OPERATIONS) >= 15
 
 
-def test_the_waits_shortened_are_the_valid_ones() -> None:
-    wait = next(p for p in DOCUMENT["paths"]["/runs/{run_id}"]["get"]["parameters"] if p["name"] == "wait")["schema"]
-    assert wait["maximum"] == MAX_WAIT and wait["exclusiveMinimum"] < SHORT_WAIT < wait["default"]
+def test_the_short_wait_is_a_valid_wait_shorter_than_the_default() -> None:
+    assert WAIT["exclusiveMinimum"] < SHORT_WAIT < WAIT["default"] <= WAIT["maximum"]
 
 
 def test_the_operations_that_share_out_the_schedule_variants_take_the_same_schedule_schemas() -> None:
