@@ -73,9 +73,7 @@ def torch_variants(url: str, args: argparse.Namespace, stack: ExitStack) -> Vari
     x, y = torch.randn(args.batches * args.batch_size, 32), torch.randn(args.batches * args.batch_size, 1)
 
     def model() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        torch.manual_seed(0)
-        net = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
-                                  torch.nn.Linear(64, 1))
+        net = mlp()
         return net, torch.optim.SGD(net.parameters(), lr=PEAK)
 
     def epoch_of(net: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, service: bool) -> Epoch:
@@ -224,25 +222,14 @@ def lightning_variants(url: str, args: argparse.Namespace,
     data = DataLoader(TensorDataset(torch.randn(args.batches * args.batch_size, 32),
                                     torch.randn(args.batches * args.batch_size, 1)), batch_size=args.batch_size)
 
-    class MLP(pl.LightningModule):
-        def __init__(self, in_process: bool) -> None:
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
-                                           torch.nn.ReLU(), torch.nn.Linear(64, 1))
-            self.in_process = in_process
-
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            return torch.nn.functional.mse_loss(self.net(batch[0]), batch[1])
-
-        def configure_optimizers(self) -> Any:
-            optimizer = torch.optim.SGD(self.parameters(), lr=PEAK)
-            if self.in_process is False:
-                return optimizer
-            scheduler = ServiceScheduler(optimizer, "bench-lightning-scheduler", spec=SPEC, client=client) \
-                if self.in_process is None else \
-                torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: in_process_lr(s) / PEAK)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    def module(in_process: bool | None) -> pl.LightningModule:  # None: ServiceScheduler; False: no scheduler
+        if in_process is None:
+            return lightning_mlp(lambda optimizer: ServiceScheduler(optimizer, "bench-lightning-scheduler", spec=SPEC,
+                                                                    client=client))
+        if in_process:
+            return lightning_mlp(lambda optimizer: torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda s: in_process_lr(s) / PEAK))
+        return lightning_mlp(None)
 
     class Timer(pl.Callback):
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
@@ -268,7 +255,7 @@ def lightning_variants(url: str, args: argparse.Namespace,
             extra = [pl.Callback()] if empty_callback else extra
             trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                                  enable_progress_bar=False, enable_model_summary=False, callbacks=[timer, *extra, stop])
-            trainer.fit(MLP(in_process), data)
+            trainer.fit(module(in_process), data)
             return stop.seconds, 0.0  # the epoch, its boundary inside the fit
         return epoch
 
@@ -283,16 +270,46 @@ def lightning_variants(url: str, args: argparse.Namespace,
             lambda: adapters[0].follower.rates.requests if adapters else 0)
 
 
+def mlp() -> Any:
+    """Every benchmark's model: a fresh 2x64 MLP from 32 inputs to 1, the same weights each time (seed 0)."""
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                               torch.nn.Linear(64, 1))
+
+
+def lightning_mlp(scheduler_of: Callable[[Any], Any] | None) -> Any:
+    """The MLP as a Lightning module with SGD at PEAK: MSE on (x, y) batches; `scheduler_of(optimizer)` gives the lr
+    scheduler Lightning steps every batch (`interval: "step"`), None none (a callback sets the lr)."""
+    import lightning.pytorch as pl
+    import torch
+
+    class MLP(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp()
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return torch.nn.functional.mse_loss(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self) -> Any:
+            optimizer = torch.optim.SGD(self.parameters(), lr=PEAK)
+            if scheduler_of is None:
+                return optimizer
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler_of(optimizer), "interval": "step"}}
+
+    return MLP()
+
+
 def transformers_mlp() -> Any:
-    """A fresh 2x64 MLP (seed 0) as a Hugging Face Trainer takes it: `forward(x, labels)` returns the loss."""
+    """The MLP as a Hugging Face Trainer takes it: `forward(x, labels)` returns the loss."""
     import torch
 
     class MLP(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            torch.manual_seed(0)
-            self.net = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
-                                           torch.nn.ReLU(), torch.nn.Linear(64, 1))
+            self.net = mlp()
 
         def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
             return {"loss": torch.nn.functional.mse_loss(self.net(x), labels)}

@@ -149,7 +149,7 @@ def lightning_fits(url: str, args: argparse.Namespace, stack: ExitStack) -> Fits
     import lightning.pytorch as pl
     import lrclient
     import torch
-    from bench_adapters import PEAK, SPEC, in_process_lr
+    from bench_adapters import PEAK, SPEC, in_process_lr, lightning_mlp
     from lrclient.lightning import LearningRateCallback
     from lrclient.torch import ServiceScheduler
     from torch.utils.data import DataLoader, TensorDataset, default_collate
@@ -159,26 +159,15 @@ def lightning_fits(url: str, args: argparse.Namespace, stack: ExitStack) -> Fits
                             torch.randn(args.batches * args.batch_size, 1))
     client = stack.enter_context(lrclient.Client(url))
 
-    class MLP(pl.LightningModule):
-        def __init__(self, scheduler: str, spent: Spent) -> None:
-            super().__init__()
-            torch.manual_seed(0)
-            self.net = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
-                                           torch.nn.ReLU(), torch.nn.Linear(64, 1))
-            self.scheduler, self.spent = scheduler, spent
-
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            return torch.nn.functional.mse_loss(self.net(batch[0]), batch[1])
-
-        def configure_optimizers(self) -> Any:
-            optimizer = torch.optim.SGD(self.parameters(), lr=PEAK)
-            if self.scheduler == "none":
-                return optimizer
-            scheduler = ServiceScheduler(optimizer, "bench-step-lightning-scheduler", spec=SPEC, client=client) \
-                if self.scheduler == "service" else \
-                torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: in_process_lr(s) / PEAK)
-            return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": self.spent.watch(scheduler, "step"), "interval": "step"}}
+    def module(scheduler: str, spent: Spent) -> pl.LightningModule:
+        """"lambda": the in-process LambdaLR; "service": ServiceScheduler; "none": no scheduler (a callback's)."""
+        if scheduler == "none":
+            return lightning_mlp(None)
+        if scheduler == "service":
+            return lightning_mlp(lambda optimizer: spent.watch(ServiceScheduler(
+                optimizer, "bench-step-lightning-scheduler", spec=SPEC, client=client), "step"))
+        return lightning_mlp(lambda optimizer: spent.watch(torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: in_process_lr(s) / PEAK), "step"))
 
     def fit_of(scheduler: str, spent: Spent, callbacks: Callable[[], list[pl.Callback]] = list) -> Fit:
         def fit(paced: Callable[[Collate], Collate]) -> None:
@@ -187,7 +176,7 @@ def lightning_fits(url: str, args: argparse.Namespace, stack: ExitStack) -> Fits
             trainer = pl.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False,
                                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                                  callbacks=callbacks())
-            trainer.fit(MLP(scheduler, spent), data)
+            trainer.fit(module(scheduler, spent), data)
         return fit
 
     spent = {name: Spent() for name in ("LambdaLR", "LearningRateCallback", "ServiceScheduler, interval step",

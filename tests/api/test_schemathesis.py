@@ -10,10 +10,10 @@ bounds keep the file to a few minutes on a slow machine, neither leaving a kind 
   (up to 10 s, 5 s if absent): the waiting itself is tested in tests/store and tests/client; here only the
   status of the answer counts;
 - the bodies of `POST /preview`, `PUT /runs/{run_id}` and `POST /runs/{run_id}/revisions` hold a `schedule`
-  of the same schemas, whose invalid variants make nearly all of the coverage phase's cases (the same 8,479
-  for each operation): each variant is sent to one of the three, chosen by a checksum of its text, so every
-  one is sent once; each operation is sent all its valid cases and every other invalid one (path, plateau,
-  `from_step`, ...).
+  of the same schemas, whose invalid variants make nearly all of the coverage phase's cases (8,479 for each
+  operation, all but one the same for the three): each variant the three have in common is sent to one of
+  them, chosen by a checksum of its text, so every one is sent once; each operation is sent all its valid
+  cases, the variants only it has, and every other invalid case (path, plateau, `from_step`, ...).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import zlib
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,14 +103,19 @@ def with_a_short_wait(case: Any) -> Any:
 def varies_the_schedule(case: Any) -> bool:
     """Whether the case is one of the coverage phase's invalid variants of the body's `schedule`."""
     location = getattr(case.meta.phase.data, "location", None)
-    return (case.meta.generation.mode is GenerationMode.NEGATIVE and (location or "").startswith("/properties/schedule/")
+    return (case.meta.generation.mode is GenerationMode.NEGATIVE
+            and (location or "").startswith("/properties/schedule/")
             and isinstance(case.body, dict) and "schedule" in case.body)
 
 
-def dealt_to(case: Any) -> str:
+def schedule_text(case: Any) -> str:
+    """The case's `schedule`, as one text whatever the order of its keys."""
+    return json.dumps(case.body["schedule"], sort_keys=True, default=repr)
+
+
+def dealt_to(schedule: str) -> str:
     """The operation of `SCHEDULE_SHARED` that sends this invalid variant of the schedule (by a checksum of it)."""
-    text = json.dumps(case.body["schedule"], sort_keys=True, default=repr)
-    return SCHEDULE_SHARED[zlib.crc32(text.encode()) % len(SCHEDULE_SHARED)]
+    return SCHEDULE_SHARED[zlib.crc32(schedule.encode()) % len(SCHEDULE_SHARED)]
 
 
 def cases(operation: Any, mode: GenerationMode) -> st.SearchStrategy[Any]:
@@ -122,27 +127,54 @@ def cases(operation: Any, mode: GenerationMode) -> st.SearchStrategy[Any]:
     return st.one_of(generated, *existing)
 
 
-@pytest.mark.parametrize("name", sorted(OPERATIONS))
-def test_no_coverage_case_gets_a_server_error(service: Server, name: str) -> None:
+def coverage_cases(name: str) -> Iterator[Any]:
+    """The coverage phase's cases of an operation, valid and invalid, in schemathesis' (fixed) order."""
     operation = OPERATIONS[name]
+    return SCHEMA.iter_coverage_cases(operation, generation_modes=list(GenerationMode),
+                                      generation_config=SCHEMA.config.generation_for(operation=operation))
+
+
+def server_errors(service: Server, numbered: Iterable[tuple[int, Any]]) -> list[str]:
+    """Send each (number, case); the cases answered with a 5xx, with a curl command to repeat each. Every odd-
+    numbered case with a run id addresses one of the existing runs instead."""
     session = requests.Session()
-    cases = SCHEMA.iter_coverage_cases(
-        operation, generation_modes=list(GenerationMode),
-        generation_config=SCHEMA.config.generation_for(operation=operation),
-    )
-    failures, count = [], 0
-    for count, case in enumerate(cases, 1):
-        if name in SCHEDULE_SHARED and varies_the_schedule(case) and dealt_to(case) != name:
-            continue
-        if "run_id" in (case.path_parameters or {}) and count % 2:
-            case.path_parameters["run_id"] = list(EXISTING)[count % len(EXISTING)]
+    failures = []
+    for number, case in numbered:
+        if "run_id" in (case.path_parameters or {}) and number % 2:
+            case.path_parameters["run_id"] = list(EXISTING)[number % len(EXISTING)]
         response = with_a_short_wait(case).call(base_url=service.url, session=session, timeout=30)
         try:
             case.validate_response(response, checks=[not_a_server_error])
         except FailureGroup as error:
             failures.append(f"{error}\n{case.as_curl_command()}")
+    return failures
 
-    assert count > 0
+
+@pytest.mark.parametrize("name", sorted(set(OPERATIONS) - set(SCHEDULE_SHARED)))
+def test_no_coverage_case_gets_a_server_error(service: Server, name: str) -> None:
+    numbered = list(enumerate(coverage_cases(name), 1))
+    failures = server_errors(service, numbered)
+    assert numbered
+    assert failures == [], "\n\n".join(failures[:5])
+
+
+def test_no_coverage_case_of_the_operations_taking_a_schedule_gets_a_server_error(service: Server) -> None:
+    """Each sends its own cases, the invalid variants of the schedule that only it generates (`null` is a valid
+    revision's schedule, `{}` an invalid one), and its share of those all three generate: each of those once."""
+    generated = {name: list(enumerate(coverage_cases(name), 1)) for name in SCHEDULE_SHARED}
+    variants = {name: {schedule_text(case) for _, case in numbered if varies_the_schedule(case)}
+                for name, numbered in generated.items()}
+    common = set.intersection(*variants.values())
+
+    def sent_by(name: str, case: Any) -> bool:
+        if not varies_the_schedule(case) or schedule_text(case) not in common:
+            return True
+        return dealt_to(schedule_text(case)) == name
+
+    failures = [failure for name, numbered in generated.items()
+                for failure in server_errors(service, [(n, case) for n, case in numbered if sent_by(name, case)])]
+    assert all(numbered for numbered in generated.values())
+    assert len(common) > 0.99 * max(map(len, variants.values())) > 1000, "nearly every variant is common to all three"
     assert failures == [], "\n\n".join(failures[:5])
 
 

@@ -53,6 +53,17 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param.removesuffix('ql')}_url")
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database of each backend shared by one module's tests, for service processes that outlive a test (a
+    start and stop of two costs about 3 s): each test works on run ids that no other test of the module uses."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('lrserve') / 'lrserve.db'}"
+    else:
+        with throwaway_schema() as url:
+            yield url
+
+
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
     opened = open_store(database_url)

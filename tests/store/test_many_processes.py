@@ -1,4 +1,5 @@
-"""Two service processes on one database build one history, and agree at once (the default is exact)."""
+"""Two service processes on one database build one history, and agree at once (the default is exact). The
+two processes serve every test of the module, each test on a run of its own."""
 
 from __future__ import annotations
 
@@ -19,55 +20,60 @@ SPEC = {"schedule": {"type": "constant", "learning_rate": 0.1},
         "plateau": {"monitor": "val_loss", "factor": 0.5, "patience": 1}}
 
 
-@pytest.fixture
-def two_services(database_url: str) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+Pair = tuple[httpx.Client, httpx.Client]  # a client of each process
+
+
+@pytest.fixture(scope="module")
+def two_services(module_database_url: str) -> Iterator[Pair]:
+    """Two processes shared by the module's tests, each test on a run of its own (`run_id`)."""
     with ExitStack() as stack:
         clients = []
         for _ in range(2):
-            server = stack.enter_context(running_server(database_url))
+            server = stack.enter_context(running_server(module_database_url))
             clients.append(stack.enter_context(httpx.Client(base_url=server.url, timeout=30)))
         yield clients[0], clients[1]
 
 
-def report(api: httpx.Client, step: int, loss: float) -> httpx.Response:
-    return api.post("/runs/shared/metrics", json={"step": step, "metrics": {"val_loss": loss}})
+def report(api: httpx.Client, run_id: str, step: int, loss: float) -> httpx.Response:
+    return api.post(f"/runs/{run_id}/metrics", json={"step": step, "metrics": {"val_loss": loss}})
 
 
-def test_reports_alternating_between_processes_build_one_history(two_services) -> None:
+def test_reports_alternating_between_processes_build_one_history(two_services: Pair, run_id: str) -> None:
     a, b = two_services
-    assert a.put("/runs/shared", json=SPEC).status_code == 201
-    assert b.put("/runs/shared", json=SPEC).status_code == 200
+    assert a.put(f"/runs/{run_id}", json=SPEC).status_code == 201
+    assert b.put(f"/runs/{run_id}", json=SPEC).status_code == 200
     for step in range(6):
         writer = (a, b)[step % 2]
-        response = report(writer, step, 1.0)
+        response = report(writer, run_id, step, 1.0)
         assert response.status_code == 200, response.text
     expected = [0.1, 0.1] + [0.1 * 0.5 ** (s - 1) for s in range(2, 7)]  # each report after the first halves
     for api in (a, b):
-        assert api.get("/runs/shared/lr/range", params={"stop": 7}).json()["lr"] == pytest.approx(expected)
-        assert api.get("/runs/shared").json()["state"]["reductions"] == 5
+        assert api.get(f"/runs/{run_id}/lr/range", params={"stop": 7}).json()["lr"] == pytest.approx(expected)
+        assert api.get(f"/runs/{run_id}").json()["state"]["reductions"] == 5
 
 
-def test_a_process_with_a_stale_view_answers_conflicts_and_repeats_correctly(two_services) -> None:
+def test_a_process_with_a_stale_view_answers_conflicts_and_repeats_correctly(
+        two_services: Pair, run_id: str) -> None:
     a, b = two_services
-    a.put("/runs/shared", json=SPEC)
-    b.get("/runs/shared/lr", params={"step": 3})  # b now holds a view of the run with no reports
-    assert report(a, 0, 1.0).status_code == 200
-    assert report(a, 1, 1.0).json()["reduced"] is True
+    a.put(f"/runs/{run_id}", json=SPEC)
+    b.get(f"/runs/{run_id}/lr", params={"step": 3})  # b now holds a view of the run with no reports
+    assert report(a, run_id, 0, 1.0).status_code == 200
+    assert report(a, run_id, 1, 1.0).json()["reduced"] is True
 
-    repeat = report(b, 1, 1.0)
+    repeat = report(b, run_id, 1, 1.0)
     assert repeat.status_code == 200 and repeat.json()["reduced"] is True
-    assert report(b, 1, 2.0).status_code == 409
-    assert report(b, 0, 0.5).status_code == 409
-    assert b.get("/runs/shared/lr", params={"step": 3}).json()["lr"] == pytest.approx(0.05)
+    assert report(b, run_id, 1, 2.0).status_code == 409
+    assert report(b, run_id, 0, 0.5).status_code == 409
+    assert b.get(f"/runs/{run_id}/lr", params={"step": 3}).json()["lr"] == pytest.approx(0.05)
 
 
-def test_a_run_deleted_by_one_process_is_gone_for_the_other(two_services) -> None:
+def test_a_run_deleted_by_one_process_is_gone_for_the_other(two_services: Pair, run_id: str) -> None:
     a, b = two_services
-    a.put("/runs/shared", json=SPEC)
-    assert b.get("/runs/shared").status_code == 200
-    assert a.delete("/runs/shared").status_code == 204
-    assert b.get("/runs/shared/lr", params={"step": 0}).status_code == 404
-    assert report(b, 0, 1.0).status_code == 404
+    a.put(f"/runs/{run_id}", json=SPEC)
+    assert b.get(f"/runs/{run_id}").status_code == 200
+    assert a.delete(f"/runs/{run_id}").status_code == 204
+    assert b.get(f"/runs/{run_id}/lr", params={"step": 0}).status_code == 404
+    assert report(b, run_id, 0, 1.0).status_code == 404
 
 
 def test_a_write_decided_on_a_stale_view_is_decided_again_on_current_data(database_url: str) -> None:
@@ -90,15 +96,16 @@ def test_a_write_decided_on_a_stale_view_is_decided_again_on_current_data(databa
         second.store.close()
 
 
-def test_a_read_waiting_for_a_report_is_answered_once_the_other_process_stores_it(two_services) -> None:
+def test_a_read_waiting_for_a_report_is_answered_once_the_other_process_stores_it(
+        two_services: Pair, run_id: str) -> None:
     a, b = two_services
-    a.put("/runs/shared", json=SPEC)
+    a.put(f"/runs/{run_id}", json=SPEC)
     held: dict[str, httpx.Response] = {}
     waiting = threading.Thread(target=lambda: held.update(
-        answer=b.get("/runs/shared", params={"wait_for_step": 0, "wait": 10})))
+        answer=b.get(f"/runs/{run_id}", params={"wait_for_step": 0, "wait": 10})))
     started = time.monotonic()
     waiting.start()
-    assert report(a, 0, 1.0).status_code == 200
+    assert report(a, run_id, 0, 1.0).status_code == 200
     waiting.join()
     assert held["answer"].status_code == 200
     assert held["answer"].json()["latest_step"] == 0
@@ -106,15 +113,15 @@ def test_a_read_waiting_for_a_report_is_answered_once_the_other_process_stores_i
 
 
 def test_a_read_waiting_for_a_report_that_does_not_come_answers_the_run_as_it_is_after_the_wait(
-        two_services) -> None:
+        two_services: Pair, run_id: str) -> None:
     a, b = two_services
-    a.put("/runs/shared", json=SPEC)
-    assert report(a, 0, 1.0).status_code == 200
+    a.put(f"/runs/{run_id}", json=SPEC)
+    assert report(a, run_id, 0, 1.0).status_code == 200
     started = time.monotonic()
-    answer = b.get("/runs/shared", params={"wait_for_step": 1, "wait": 0.5})
+    answer = b.get(f"/runs/{run_id}", params={"wait_for_step": 1, "wait": 0.5})
     assert time.monotonic() - started >= 0.5
     assert answer.status_code == 200 and answer.json()["latest_step"] == 0
     for bad in ({"wait_for_step": -1}, {"wait_for_step": 1, "wait": 11}, {"wait_for_step": 1, "wait": 0}):
-        refused = b.get("/runs/shared", params=bad)
+        refused = b.get(f"/runs/{run_id}", params=bad)
         assert refused.status_code == 422, refused.text
         assert "wait" in refused.json()["detail"]

@@ -1,6 +1,9 @@
 """Two service processes on one database, every request to a random one, as behind a load balancer
 without stickiness: once either process has acknowledged a write, every later request to either one
 answers from a state that includes it. Runs on a real SQLite file and on the real PostgreSQL.
+
+The two processes serve every test of the module, as replicas serve many jobs: each test works on run ids
+that no other test here uses.
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ class Replicas:
         return random.choice(self.clients)
 
 
-@pytest.fixture
-def replicas(database_url: str) -> Iterator[Replicas]:
+@pytest.fixture(scope="module")
+def replicas(module_database_url: str) -> Iterator[Replicas]:
+    """Two processes shared by the module's tests (each test its own run ids); the SIGKILL test starts its own."""
     with ExitStack() as stack:
-        servers = [stack.enter_context(running_server(database_url)) for _ in range(2)]
+        servers = [stack.enter_context(running_server(module_database_url)) for _ in range(2)]
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         clients = [stack.enter_context(httpx.Client(base_url=s.url, timeout=60, limits=limits)) for s in servers]
         yield Replicas(servers, clients)
