@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+import collections
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +21,12 @@ _run_ids = itertools.count()
 
 LONGEST_FIRST = (
     "tests/api/test_schemathesis.py", "tests/store/test_replicas.py", "tests/frameworks/test_keras_callback.py",
-    "tests/frameworks/test_two_workers.py", "tests/store/test_many_processes.py", "tests/cli/test_serve_paths.py",
-    "tests/parity/test_plateau_parity.py", "tests/parity/test_schedule_parity.py",
-    "tests/api/test_recursive_expressions.py", "tests/deploy/test_topology.py", "tests/ui/test_pages.py",
-    "tests/client/test_client.py", "tests/frameworks/test_adapter_outages.py", "tests/core/test_expression_properties.py",
+    "tests/client/test_client.py", "tests/cli/test_serve_paths.py", "tests/api/test_recursive_expressions.py",
+    "tests/frameworks/test_two_workers.py", "tests/deploy/test_topology.py", "tests/parity/test_plateau_parity.py",
+    "tests/ui/test_pages.py", "tests/frameworks/test_adapter_outages.py", "tests/parity/test_schedule_parity.py",
+    "tests/parity/test_plateau_revision_parity.py", "tests/api/test_extreme_numbers.py", "tests/core/test_recursion.py",
 )
-"""The files that take longest (30 s to 3 min each on 2 slow cores), longest first. `make test` hands whole files
+"""The files that take longest (15 s to 3 min each on 2 cores), longest first. `make test` hands whole files
 to its two workers in collection order (`--dist loadfile --no-loadscope-reorder`; xdist's own order is by number of
 tests), so with these first neither worker is left running a long file alone at the end."""
 
@@ -38,6 +39,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(f"LONGEST_FIRST in tests/conftest.py names files that are gone: {missing}")
     rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
+_file_seconds: collections.Counter[str] = collections.Counter()  # per test file: its tests' setup, call, teardown
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _file_seconds[report.nodeid.split("::")[0]] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say when `LONGEST_FIRST` has gone stale: in a run of the whole suite, a file not in it took half again as long
+    as the shortest file in it (closer than that, the order of the two hardly matters, and noise reorders them)."""
+    selected = config.option.keyword or config.option.markexpr
+    if hasattr(config, "workerinput") or selected or not all(path in _file_seconds for path in LONGEST_FIRST):
+        return  # only a run of every listed file in whole can tell
+    shortest = min((_file_seconds[path], path) for path in LONGEST_FIRST)
+    longer = sorted(((seconds, path) for path, seconds in _file_seconds.items()
+                     if path not in LONGEST_FIRST and seconds > 1.5 * shortest[0]), reverse=True)
+    if longer:
+        terminalreporter.write_line(
+            f"LONGEST_FIRST in tests/conftest.py is out of date: {', '.join(f'{p} ({s:.0f} s)' for s, p in longer)} "
+            f"took half again as long as {shortest[1]} ({shortest[0]:.0f} s); the longest files of this run: "
+            f"{', '.join(path for path, _ in _file_seconds.most_common(len(LONGEST_FIRST)))}", yellow=True)
 
 
 @pytest.fixture(scope="session")
