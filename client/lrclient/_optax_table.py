@@ -1,6 +1,6 @@
 """The device side of `lrclient.optax`: the run's lrs as a table that a jitted optax update reads by its own
 step count, either as a leaf of the optimizer state (`LrTableState`) or as a constant compiled into the update
-(`LrConstantState` names it), and the rule for when a table must move along the training.
+(`LrConstantState` names it). `_optax_host.py` decides what the table holds and puts it.
 
     lr = lrs[index],   index = step - first,   NaN outside the table
 """
@@ -102,25 +102,3 @@ def scale_by_constant(lookup: Callable[[Hashable], np.ndarray | None], sign: int
                 LrConstantState(state.index + int(advance), state.key))
 
     return optax.GradientTransformation(init, update)
-
-
-class TableWindow:
-    """When a table of `length` steps starting at `first` should start at `step` instead: `step` is outside its
-    first half, and an epoch as long as the longest seen so far (steps between two syncs) would not fit in the
-    rest of it. So a table covering the whole training never moves, and one shorter moves before an epoch would
-    run past its end."""
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-        self.last_sync: int | None = None
-        self.longest_epoch: int | None = None
-
-    def synced(self, step: int) -> None:
-        if self.last_sync is not None and step > self.last_sync:
-            self.longest_epoch = max(self.longest_epoch or 0, step - self.last_sync)
-        self.last_sync = step
-
-    def moves(self, first: int, step: int) -> bool:
-        if first <= step < first + self.length // 2:
-            return False
-        return not first <= step or self.longest_epoch is None or step + self.longest_epoch > first + self.length

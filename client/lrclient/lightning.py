@@ -24,35 +24,23 @@ __all__ = ["LearningRateCallback"]
 class LearningRateCallback(pl.Callback):
     """Set every param group's lr from an lrserve run, per optimizer step or per epoch.
 
-    Batch runs (`step_unit: "batch"`) set the lr of `trainer.global_step` (optimizer steps, so
-    gradient accumulation counts once) before each training batch; epoch runs set the lr of
-    `trainer.current_epoch` at each epoch start. After each validation (not the sanity check) the
-    `trainer.callback_metrics` are reported: by default the plateau's monitored metric and the
-    `val_*` metrics, at the epoch (epoch runs) or at the last finished optimizer step (batch runs;
-    use a batch run when validating more than once an epoch). Resume with `trainer.fit(...,
-    ckpt_path=...)`: the restored epoch and global step say where. After the first epoch, an epoch
-    costs one request (the report), two when the report before it reduced the lr of a batch run.
+    Batch runs (`step_unit: "batch"`) set the lr of `trainer.global_step` (optimizer steps: gradient
+    accumulation counts once) before each training batch; epoch runs that of `trainer.current_epoch` at
+    each epoch start. After each validation (not the sanity check) `trainer.callback_metrics` are
+    reported (by default the monitored metric and `val_*`) at the epoch, or at the last optimizer step
+    of a batch run (use one when validating more than once an epoch). Resume with `trainer.fit(...,
+    ckpt_path=...)`. After the first epoch, an epoch costs one request, two after a batch run's reduction.
 
     Args: `run_id`, `base_url`, `spec`, `report`, `on_error`, `token`, `client`, `is_chief`,
     `chief_timeout` and `metrics` as for `lrclient.keras.LearningRateCallback` (`metrics` picks names of
     `trainer.callback_metrics`); `scales` as for `lrclient.torch.ServiceScheduler` (every optimizer).
     """
 
-    def __init__(
-        self,
-        run_id: str,
-        base_url: str | None = None,
-        spec: Mapping[str, Any] | None = None,
-        report: Report = True,
-        on_error: OnError = "raise",
-        token: str | None = None,
-        client: Client | None = None,
-        *,
-        is_chief: Callable[[], bool] | None = None,
-        chief_timeout: float = DEFAULT_CHIEF_TIMEOUT,
-        metrics: Metrics = None,
-        scales: Sequence[float] | None = None,
-    ) -> None:
+    def __init__(self, run_id: str, base_url: str | None = None, spec: Mapping[str, Any] | None = None,
+                 report: Report = True, on_error: OnError = "raise", token: str | None = None,
+                 client: Client | None = None, *, is_chief: Callable[[], bool] | None = None,
+                 chief_timeout: float = DEFAULT_CHIEF_TIMEOUT, metrics: Metrics = None,
+                 scales: Sequence[float] | None = None) -> None:
         self.follower = RunFollower(run_id, base_url=base_url, token=token, client=client, spec=spec, report=report,
                                     on_error=on_error, metrics=metrics, is_chief=is_chief,
                                     chief_timeout=chief_timeout, validation_prefix="val_", resume=self._resume)
