@@ -30,8 +30,9 @@ The model, data and schedule are bench_adapters.py's (a 2x64 MLP, 1 torch thread
   with `interval: "step"` (no callback); and the `LambdaLR` with a callback that does nothing (what Lightning's
   calling one more callback's hooks costs by itself); no validation, so nothing is reported;
 - transformers: a `Trainer` given `optimizers=(sgd, LambdaLR)` vs `lrclient.transformers.LearningRateCallback`
-  with a constant `LambdaLR` (a Trainer always steps a scheduler; the callback sets the lr after it); nothing
-  evaluated.
+  with a constant `LambdaLR` (a Trainer always steps a scheduler; the callback sets the lr after it); and the
+  `LambdaLR` with a `TrainerCallback` that does nothing (the noise floor, and what one more callback costs);
+  nothing evaluated.
 """
 
 from __future__ import annotations
@@ -196,37 +197,42 @@ def transformers_fits(url: str, args: argparse.Namespace, stack: ExitStack) -> F
     import torch
     from bench_adapters import PEAK, SPEC, in_process_lr, transformers_mlp
     from lrclient.transformers import LearningRateCallback
-    from transformers import Trainer, TrainingArguments, default_data_collator
+    from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     x, y = torch.randn(args.batches * args.batch_size, 32), torch.randn(args.batches * args.batch_size, 1)
     data = [{"x": x[i], "labels": y[i]} for i in range(len(x))]
 
-    def fit_of(in_process: bool, spent: Spent) -> Fit:
+    def fit_of(adapter: bool, spent: Spent, callbacks: Callable[[], list[Any]] = list) -> Fit:
         def fit(paced: Callable[[Collate], Collate]) -> None:
             torch.set_num_threads(1)
             model = transformers_mlp()
             optimizer = torch.optim.SGD(model.parameters(), lr=PEAK)
-            factor = (lambda s: in_process_lr(s) / PEAK) if in_process else (lambda s: 1.0)  # the Trainer's "constant"
+            factor = (lambda s: 1.0) if adapter else (lambda s: in_process_lr(s) / PEAK)  # 1.0: the "constant" type
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-            if in_process:
-                spent.watch(scheduler, "step")
-                callbacks = []
+            if adapter:
+                extra = [spent.watch(LearningRateCallback("bench-step-transformers", base_url=url, spec=SPEC),
+                                     "on_pre_optimizer_step", "on_log")]
             else:
-                callbacks = [spent.watch(LearningRateCallback("bench-step-transformers", base_url=url, spec=SPEC),
-                                         "on_pre_optimizer_step", "on_log")]
+                spent.watch(scheduler, "step")
+                extra = callbacks()
             output = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-hf-"))
             training = TrainingArguments(output_dir=output, use_cpu=True, report_to=[], num_train_epochs=args.epochs,
                                          per_device_train_batch_size=args.batch_size, save_strategy="no",
                                          logging_strategy="no", dataloader_num_workers=0, disable_tqdm=True)
-            Trainer(model=model, args=training, train_dataset=data, callbacks=callbacks,
+            Trainer(model=model, args=training, train_dataset=data, callbacks=extra,
                     optimizers=(optimizer, scheduler), data_collator=paced(default_data_collator)).train()
         return fit
 
-    spent = {"LambdaLR given to the Trainer": Spent(), "LearningRateCallback": Spent()}
-    return ({name: fit_of(name.startswith("LambdaLR"), spent[name]) for name in spent},
-            [("LambdaLR given to the Trainer", "LearningRateCallback")], spent)
+    spent = {name: Spent() for name in ("LambdaLR given to the Trainer", "LearningRateCallback",
+                                         "LambdaLR + a callback doing nothing")}
+    fits = {"LambdaLR given to the Trainer": fit_of(False, spent["LambdaLR given to the Trainer"]),
+            "LearningRateCallback": fit_of(True, spent["LearningRateCallback"]),
+            "LambdaLR + a callback doing nothing": fit_of(False, spent["LambdaLR + a callback doing nothing"],
+                                                          lambda: [TrainerCallback()])}
+    return fits, [("LambdaLR given to the Trainer", "LearningRateCallback"),
+                  ("LambdaLR given to the Trainer", "LambdaLR + a callback doing nothing")], spent
 
 
 FITS = {"lightning": lightning_fits, "transformers": transformers_fits}
