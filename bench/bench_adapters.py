@@ -214,22 +214,12 @@ def lightning_variants(url: str, args: argparse.Namespace,
     import lrclient
     import torch
     from lrclient.lightning import LearningRateCallback
-    from lrclient.torch import ServiceScheduler
     from torch.utils.data import DataLoader, TensorDataset
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     torch.set_num_threads(args.threads)
     data = DataLoader(TensorDataset(torch.randn(args.batches * args.batch_size, 32),
                                     torch.randn(args.batches * args.batch_size, 1)), batch_size=args.batch_size)
-
-    def module(in_process: bool | None) -> pl.LightningModule:  # None: ServiceScheduler; False: no scheduler
-        if in_process is None:
-            return lightning_mlp(lambda optimizer: ServiceScheduler(optimizer, "bench-lightning-scheduler", spec=SPEC,
-                                                                    client=client))
-        if in_process:
-            return lightning_mlp(lambda optimizer: torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda s: in_process_lr(s) / PEAK))
-        return lightning_mlp(None)
 
     class Timer(pl.Callback):
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
@@ -245,24 +235,25 @@ def lightning_variants(url: str, args: argparse.Namespace,
     client = stack.enter_context(lrclient.Client(url))
     adapters: list[LearningRateCallback] = []
 
-    def epoch_of(in_process: bool | None, empty_callback: bool = False) -> Epoch:  # None: ServiceScheduler
+    def adapter() -> LearningRateCallback:
+        adapters[:] = [LearningRateCallback("bench-lightning", spec=SPEC, client=client)]
+        return adapters[0]
+
+    def epoch_of(scheduler: str, callback: Callable[[], pl.Callback] | None = None) -> Epoch:
         def epoch(n: int) -> tuple[float, float]:
             timer = Timer()
             stop = Stop(timer)
-            extra = [] if in_process is not False else [LearningRateCallback("bench-lightning", spec=SPEC,
-                                                                             client=client)]
-            adapters[:] = extra or adapters
-            extra = [pl.Callback()] if empty_callback else extra
+            extra = [callback()] if callback is not None else []
             trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                                  enable_progress_bar=False, enable_model_summary=False, callbacks=[timer, *extra, stop])
-            trainer.fit(module(in_process), data)
+            trainer.fit(lightning_mlp(scheduler, client), data)
             return stop.seconds, 0.0  # the epoch, its boundary inside the fit
         return epoch
 
     # A callback that does nothing: what Lightning's calling the hooks of one more callback costs by itself.
-    return ({"in-process LambdaLR": epoch_of(True), "LearningRateCallback": epoch_of(False),
-             "LambdaLR + a callback doing nothing": epoch_of(True, empty_callback=True),
-             "ServiceScheduler, interval step": epoch_of(None)},
+    return ({"in-process LambdaLR": epoch_of("lambda"), "LearningRateCallback": epoch_of("none", adapter),
+             "LambdaLR + a callback doing nothing": epoch_of("lambda", pl.Callback),
+             "ServiceScheduler, interval step": epoch_of("service")},
             [("in-process LambdaLR", "LearningRateCallback"),
              ("in-process LambdaLR", "ServiceScheduler, interval step"),
              ("in-process LambdaLR", "LambdaLR + a callback doing nothing"),
@@ -279,11 +270,19 @@ def mlp() -> Any:
                                torch.nn.Linear(64, 1))
 
 
-def lightning_mlp(scheduler_of: Callable[[Any], Any] | None) -> Any:
-    """The MLP as a Lightning module with SGD at PEAK: MSE on (x, y) batches; `scheduler_of(optimizer)` gives the lr
-    scheduler Lightning steps every batch (`interval: "step"`), None none (a callback sets the lr)."""
+def lightning_mlp(scheduler: str, client: Any = None, watch: Callable[[Any], Any] = lambda s: s) -> Any:
+    """The MLP as a Lightning module with SGD at PEAK (MSE on (x, y) batches), and as the lr scheduler Lightning steps
+    every batch (`interval: "step"`): "lambda", the in-process schedule as a `LambdaLR`; "service", a
+    `ServiceScheduler` of the run through `client`; "none", none (a callback sets the lr). `watch(scheduler)` is
+    what Lightning gets (the scheduler itself, or it with its `step` timed)."""
     import lightning.pytorch as pl
     import torch
+    from lrclient.torch import ServiceScheduler
+
+    def scheduler_of(optimizer: torch.optim.Optimizer) -> Any:
+        if scheduler == "service":
+            return ServiceScheduler(optimizer, "bench-lightning-scheduler", spec=SPEC, client=client)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: in_process_lr(s) / PEAK)
 
     class MLP(pl.LightningModule):
         def __init__(self) -> None:
@@ -295,9 +294,10 @@ def lightning_mlp(scheduler_of: Callable[[Any], Any] | None) -> Any:
 
         def configure_optimizers(self) -> Any:
             optimizer = torch.optim.SGD(self.parameters(), lr=PEAK)
-            if scheduler_of is None:
+            if scheduler == "none":
                 return optimizer
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler_of(optimizer), "interval": "step"}}
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": watch(scheduler_of(optimizer)),
+                                                             "interval": "step"}}
 
     return MLP()
 

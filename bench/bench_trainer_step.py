@@ -150,25 +150,14 @@ def lightning_fits(url: str, args: argparse.Namespace, stack: ExitStack) -> Fits
     import lightning.pytorch as pl
     import lrclient
     import torch
-    from bench_adapters import PEAK, SPEC, in_process_lr, lightning_mlp
+    from bench_adapters import SPEC, lightning_mlp
     from lrclient.lightning import LearningRateCallback
-    from lrclient.torch import ServiceScheduler
     from torch.utils.data import DataLoader, TensorDataset, default_collate
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     dataset = TensorDataset(torch.randn(args.batches * args.batch_size, 32),
                             torch.randn(args.batches * args.batch_size, 1))
     client = stack.enter_context(lrclient.Client(url))
-
-    def module(scheduler: str, spent: Spent) -> pl.LightningModule:
-        """"lambda": the in-process LambdaLR; "service": ServiceScheduler; "none": no scheduler (a callback's)."""
-        if scheduler == "none":
-            return lightning_mlp(None)
-        if scheduler == "service":
-            return lightning_mlp(lambda optimizer: spent.watch(ServiceScheduler(
-                optimizer, "bench-step-lightning-scheduler", spec=SPEC, client=client), "step"))
-        return lightning_mlp(lambda optimizer: spent.watch(torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: in_process_lr(s) / PEAK), "step"))
 
     def fit_of(scheduler: str, spent: Spent, callbacks: Callable[[], list[pl.Callback]] = list) -> Fit:
         def fit(paced: Callable[[Collate], Collate]) -> None:
@@ -177,7 +166,7 @@ def lightning_fits(url: str, args: argparse.Namespace, stack: ExitStack) -> Fits
             trainer = pl.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, logger=False,
                                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                                  callbacks=callbacks())
-            trainer.fit(module(scheduler, spent), data)
+            trainer.fit(lightning_mlp(scheduler, client, watch=lambda s: spent.watch(s, "step")), data)
         return fit
 
     spent = {name: Spent() for name in ("LambdaLR", "LearningRateCallback", "ServiceScheduler, interval step",
