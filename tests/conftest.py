@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import Server, running_server, throwaway_schema
+from support import Server, outgrown, running_server, throwaway_schema
 
 _run_ids = itertools.count()
 
@@ -49,15 +49,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """Say when `LONGEST_FIRST` has gone stale: in a run of the whole suite, a file not in it took half again as long
-    as the shortest file in it (closer than that, the order of the two hardly matters, and noise reorders them)."""
+    """Say when `LONGEST_FIRST` has gone stale (`support.outgrown`), after a run of the whole suite."""
     selected = config.option.keyword or config.option.markexpr
     if hasattr(config, "workerinput") or selected or not all(path in _file_seconds for path in LONGEST_FIRST):
         return  # only a run of every listed file in whole can tell
-    shortest = min((_file_seconds[path], path) for path in LONGEST_FIRST)
-    longer = sorted(((seconds, path) for path, seconds in _file_seconds.items()
-                     if path not in LONGEST_FIRST and seconds > 1.5 * shortest[0]), reverse=True)
+    longer = outgrown(_file_seconds, LONGEST_FIRST)
     if longer:
+        shortest = min((_file_seconds[path], path) for path in LONGEST_FIRST)
         terminalreporter.write_line(
             f"LONGEST_FIRST in tests/conftest.py is out of date: {', '.join(f'{p} ({s:.0f} s)' for s, p in longer)} "
             f"took half again as long as {shortest[1]} ({shortest[0]:.0f} s); the longest files of this run: "

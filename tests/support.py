@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -331,3 +331,14 @@ def client_twin(kind: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
             yield client
     finally:
         client.finish()
+
+
+# --- the order of the suite's files -------------------------------------------------------------------------
+
+
+def outgrown(file_seconds: Mapping[str, float], longest_first: Sequence[str]) -> list[tuple[float, str]]:
+    """(seconds, path) of the files outside `longest_first` that took half again as long as the shortest file in it,
+    longest first (closer than that, the order of two files hardly matters, and run-to-run noise reorders them)."""
+    shortest = min(file_seconds[path] for path in longest_first)
+    return sorted(((seconds, path) for path, seconds in file_seconds.items()
+                   if path not in longest_first and seconds > 1.5 * shortest), reverse=True)
